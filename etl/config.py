@@ -1,0 +1,482 @@
+"""Configuration: YAML files become typed, validated objects before Spark starts.
+
+A job's configuration is three YAML documents merged in order, later ones winning key by key:
+
+1. ``conf/base.yml``       settings shared by every job and environment,
+2. ``conf/jobs/<job>.yml`` the job: its sources, targets, quality rules and parameters,
+3. ``conf/<env>.yml``      the environment overlay (``local`` by default),
+
+then ``--set key.path=value`` overrides from the command line. String values may refer to the
+environment as ``${NAME}`` (required) or ``${NAME:-default}``. The merged document is converted
+into the dataclasses below; an unknown key, a missing required value or a value of the wrong type
+raises `ConfigError` naming the file and the dotted key, so ``etl run`` exits 2 with one message.
+
+Example::
+
+    cfg = load_job_config("flights", env="local", overrides=["spark.shuffle_partitions=8"])
+    cfg.targets["silver"].table   # 'flights'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, get_args, get_origin
+
+import yaml
+
+from etl.errors import ConfigError
+
+DEFAULT_ENV = "local"
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------------------------
+# The typed configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How the SparkSession is built (see `etl.session`)."""
+
+    app_name: str = "etl"
+    #: Used only when the process is not launched by spark-submit (local runs and tests).
+    master: str = "local[*]"
+    shuffle_partitions: int = 4
+    driver_memory: str = "4g"
+    #: Folder of resolved JVM jars (``make jars``), used only for local runs.
+    jars_dir: str = ".jars"
+    log_level: str = "WARN"
+    #: Extra Spark settings, passed as they are.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    warehouse: str = "./warehouse"
+    landing: str = "./landing"
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    format: Literal["console", "json"] = "console"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    name: str
+    #: ``module:function`` that runs the job, called as ``function(spark, ctx, config)``.
+    entrypoint: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A folder of landed files (relative to the landing root unless it is a URI)."""
+
+    path: str
+    format: Literal["csv", "json", "parquet", "text"] = "csv"
+    pattern: str = "*"
+    #: Column names in file order; every column is read as a string into bronze.
+    columns: list[str] = field(default_factory=list)
+    #: Spark reader options (header, delimiter, encoding...).
+    options: dict[str, str] = field(default_factory=dict)
+    #: ``append``: every file adds rows (facts); ``snapshot``: the newest file is the whole table.
+    kind: Literal["append", "snapshot"] = "append"
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """A table under ``<warehouse>/<layer>/<table>``."""
+
+    layer: Literal["bronze", "silver", "gold"]
+    table: str
+    format: Literal["delta"] = "delta"
+    partition_by: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """A data-quality rule checked by Deequ on a batch before it is published."""
+
+    name: str
+    type: Literal["complete", "unique"]
+    columns: list[str]
+    severity: Literal["error", "warn"] = "error"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every command needs without a job: base.yml + <env>.yml."""
+
+    env: str
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    env: str
+    job: JobInfo
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    targets: dict[str, TargetConfig] = field(default_factory=dict)
+    quality: dict[str, list[RuleConfig]] = field(default_factory=dict)
+    #: Job-specific parameters, read by the job's entrypoint.
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def target(self, name: str) -> TargetConfig:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ConfigError(
+                f"the job needs a target named {name!r}; configured: {sorted(self.targets)}",
+                file=f"conf/jobs/{self.job.name}.yml",
+                key="targets",
+            ) from None
+
+    def source(self, name: str) -> SourceConfig:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise ConfigError(
+                f"the job needs a source named {name!r}; configured: {sorted(self.sources)}",
+                file=f"conf/jobs/{self.job.name}.yml",
+                key="sources",
+            ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def conf_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The configuration folder: the argument, else ``$ETL_CONF_DIR``, else ``./conf``."""
+    return Path(explicit or os.environ.get("ETL_CONF_DIR") or "conf")
+
+
+def list_jobs(directory: str | os.PathLike[str] | None = None) -> list[str]:
+    root = conf_dir(directory) / "jobs"
+    if not root.is_dir():
+        raise ConfigError("folder of job configurations not found", file=str(root))
+    return sorted(p.stem for p in root.glob("*.yml"))
+
+
+def load_job_config(
+    job: str,
+    *,
+    env: str = DEFAULT_ENV,
+    overrides: list[str] | tuple[str, ...] = (),
+    directory: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> JobConfig:
+    """Read, merge, substitute and validate the configuration of ``job`` in ``env``."""
+    root = conf_dir(directory)
+    if not _JOB_NAME.match(job):
+        raise ConfigError(f"job name {job!r} must match {_JOB_NAME.pattern}")
+    job_file = root / "jobs" / f"{job}.yml"
+    if not job_file.exists():
+        known = ", ".join(list_jobs(root)) if (root / "jobs").is_dir() else "none"
+        raise ConfigError(f"unknown job {job!r} (known jobs: {known})", file=str(job_file))
+    env_file = root / f"{env}.yml"
+    if not env_file.exists():
+        raise ConfigError(f"unknown environment {env!r}", file=str(env_file))
+
+    merged, origin = _merged_documents(
+        (root / "base.yml", job_file, env_file), env, overrides, environ
+    )
+    config = _convert(JobConfig, merged, origin, "", str(job_file))
+    if config.job.name != job:
+        raise ConfigError(
+            f"names job {config.job.name!r} but the file is for {job!r}",
+            file=origin.get("job.name", str(job_file)),
+            key="job.name",
+        )
+    for name in config.quality:
+        if name not in config.targets:
+            raise ConfigError(
+                f"quality rules for unknown target {name!r}; targets: {sorted(config.targets)}",
+                file=origin.get(f"quality.{name}", str(job_file)),
+                key=f"quality.{name}",
+            )
+    return config
+
+
+def load_settings(
+    *,
+    env: str = DEFAULT_ENV,
+    overrides: list[str] | tuple[str, ...] = (),
+    directory: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read base.yml and the ``env`` overlay (no job), e.g. to find the warehouse."""
+    root = conf_dir(directory)
+    env_file = root / f"{env}.yml"
+    if not env_file.exists():
+        raise ConfigError(f"unknown environment {env!r}", file=str(env_file))
+    merged, origin = _merged_documents((root / "base.yml", env_file), env, overrides, environ)
+    wanted = {f.name for f in dataclasses.fields(Settings)}
+    return _convert(  # type: ignore[no-any-return]
+        Settings, {k: v for k, v in merged.items() if k in wanted}, origin, "", str(env_file)
+    )
+
+
+def _merged_documents(
+    files: tuple[Path, ...],
+    env: str,
+    overrides: list[str] | tuple[str, ...],
+    environ: Mapping[str, str] | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for path in files:
+        _merge(merged, read_yaml(path), origin, str(path), prefix="")
+    for item in overrides:
+        _apply_override(merged, origin, item)
+    merged["env"] = env
+    origin["env"] = "--env"
+    merged = _substitute(merged, origin, "", os.environ if environ is None else environ)
+    return merged, origin
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping. A missing file is an error, never an empty config."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"YAML syntax error{where}: {problem}", file=str(path)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping at the top, got {type(data).__name__}", file=str(path))
+    return data
+
+
+def _merge(
+    into: dict[str, Any], new: Mapping[str, Any], origin: dict[str, str], file: str, prefix: str
+) -> None:
+    for key, value in new.items():
+        key = str(key)
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            origin.setdefault(dotted, file)
+            _merge(into[key], value, origin, file, prefix=f"{dotted}.")
+        else:
+            into[key] = _deep_copy(value)
+            _record_origin(value, origin, file, dotted)
+
+
+def _record_origin(value: Any, origin: dict[str, str], file: str, dotted: str) -> None:
+    origin[dotted] = file
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _record_origin(item, origin, file, f"{dotted}.{key}")
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _apply_override(merged: dict[str, Any], origin: dict[str, str], item: str) -> None:
+    """Apply one ``--set a.b.c=value``; the value is parsed as YAML (numbers, booleans, lists)."""
+    if "=" not in item:
+        raise ConfigError(f"expected KEY=VALUE, got {item!r}", file="--set")
+    dotted, raw = item.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"bad key {dotted!r}", file="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node: Any = merged
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part) if isinstance(node, dict) else None
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"{'.'.join(parts[: depth + 1])} is a value, not a section", file="--set", key=dotted
+            )
+        node = child
+    node[parts[-1]] = value
+    _record_origin(value, origin, "--set", dotted)
+
+
+def _substitute(value: Any, origin: dict[str, str], dotted: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, origin, f"{dotted}.{k}" if dotted else k, environ)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, origin, dotted, environ) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in environ and environ[name] != "":
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+            file=_origin_of(origin, dotted),
+            key=dotted,
+        )
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _origin_of(origin: Mapping[str, str], dotted: str) -> str:
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        found = origin.get(".".join(parts[:end]))
+        if found:
+            return found
+    return "configuration"
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list,):
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin in (dict,):
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _convert(tp: Any, value: Any, origin: Mapping[str, str], dotted: str, default_file: str) -> Any:
+    """Convert a YAML value to ``tp``, raising `ConfigError` with file and key on mismatch."""
+
+    def fail(message: str, key: str = dotted) -> ConfigError:
+        return ConfigError(message, file=_origin_of(origin, key) if key else default_file, key=key)
+
+    if tp is Any:
+        return value
+    type_origin = get_origin(tp)
+    if type_origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, origin, dotted, default_file)
+    if value is None:
+        raise fail(f"required value missing (expected {_type_name(tp)})")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise fail(f"expected a mapping, got {_describe(value)}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            key = f"{dotted}.{unknown[0]}" if dotted else unknown[0]
+            raise fail(f"unknown key (allowed: {', '.join(sorted(fields))})", key)
+        kwargs = {}
+        for name, f in fields.items():
+            key = f"{dotted}.{name}" if dotted else name
+            if name in value:
+                kwargs[name] = _convert(hints[name], value[name], origin, key, default_file)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(
+                    f"required value missing (expected {_type_name(hints[name])})",
+                    file=_origin_of(origin, dotted) if dotted else default_file,
+                    key=key,
+                )
+        return tp(**kwargs)
+    if type_origin is Literal:
+        if value not in get_args(tp):
+            raise fail(f"expected {_type_name(tp)}, got {_describe(value)}")
+        return value
+    if type_origin is list:
+        (item_type,) = get_args(tp)
+        if not isinstance(value, list):
+            raise fail(f"expected {_type_name(tp)}, got {_describe(value)}")
+        return [
+            _convert(item_type, item, origin, f"{dotted}[{i}]", default_file)
+            for i, item in enumerate(value)
+        ]
+    if type_origin is dict:
+        _, item_type = get_args(tp)
+        if not isinstance(value, dict):
+            raise fail(f"expected a mapping, got {_describe(value)}")
+        return {
+            str(k): _convert(item_type, v, origin, f"{dotted}.{k}", default_file)
+            for k, v in value.items()
+        }
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise fail(f"expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(f"expected a number, got {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise fail(f"expected a string, got {_describe(value)}")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+    raise TypeError(f"unsupported configuration type {tp!r} at {dotted}")
+
+
+__all__ = [
+    "DEFAULT_ENV",
+    "JobConfig",
+    "JobInfo",
+    "LoggingSettings",
+    "PathSettings",
+    "RuleConfig",
+    "SourceConfig",
+    "Settings",
+    "SparkSettings",
+    "TargetConfig",
+    "conf_dir",
+    "list_jobs",
+    "load_job_config",
+    "load_settings",
+    "read_yaml",
+]

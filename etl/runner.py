@@ -1,0 +1,109 @@
+"""Running a job: configuration in, run record out.
+
+`run_job` is the programmatic entry (tests, notebooks, the CLI): it resolves the job's
+entrypoint, gets the SparkSession (reusing an active one), runs the job with a `RunContext`, and
+always appends the run record, whatever the outcome. Errors propagate to the caller; the CLI maps
+them to exit codes (`etl.errors.exit_code`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from etl.config import JobConfig
+from etl.context import RunContext, Warehouse
+from etl.errors import ConfigError, QualityGateError
+from etl.logs import bind_run, get_logger
+from etl.runlog import FAILED, QUALITY_FAILED, SUCCEEDED, record_run
+from etl.session import get_spark
+
+JobFunction = Callable[[SparkSession, RunContext, JobConfig], Any]
+
+
+def resolve_entrypoint(config: JobConfig) -> JobFunction:
+    """Import ``module:function`` named by ``job.entrypoint`` (before Spark starts)."""
+    spec = config.job.entrypoint
+    where = {"file": f"conf/jobs/{config.job.name}.yml", "key": "job.entrypoint"}
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ConfigError(f"expected 'module:function', got {spec!r}", **where)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}", **where) from exc
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ConfigError(f"{module_name!r} has no function {function_name!r}", **where)
+    return function  # type: ignore[no-any-return]
+
+
+def check_dates(date_from: dt.date | None, date_to: dt.date | None) -> None:
+    if (date_from is None) != (date_to is None):
+        raise ConfigError("give both --from and --to (or --date), or neither")
+    if date_from and date_to and date_from > date_to:
+        raise ConfigError(f"--from {date_from} is after --to {date_to}")
+
+
+def new_context(
+    config: JobConfig,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    run_id: str | None = None,
+) -> RunContext:
+    check_dates(date_from, date_to)
+    ctx = RunContext(
+        job=config.job.name,
+        env=config.env,
+        warehouse=Warehouse.at(config.paths.warehouse),
+        landing=config.paths.landing,
+        mode="backfill" if date_from else "incremental",
+        date_from=date_from,
+        date_to=date_to,
+    )
+    if run_id:
+        ctx.run_id = run_id
+    return ctx
+
+
+def run_job(
+    config: JobConfig,
+    *,
+    spark: SparkSession | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    run_id: str | None = None,
+) -> RunContext:
+    """Run the job of ``config``; return its context (rows, writes, steps, quality).
+
+    Without dates the run is incremental; with ``date_from``/``date_to`` it reprocesses exactly
+    those logical dates. The run record is appended under ``<warehouse>/_etl/runs`` in every case.
+    """
+    entry = resolve_entrypoint(config)
+    ctx = new_context(config, date_from, date_to, run_id)
+    bind_run(
+        job=ctx.job, run_id=ctx.run_id, env=ctx.env, mode=ctx.mode,
+        date_from=str(date_from) if date_from else None,
+        date_to=str(date_to) if date_to else None,
+    )
+    log = get_logger("etl.run")
+    session = spark or get_spark(config.spark)
+    log.info("run started", warehouse=ctx.warehouse.root)
+    try:
+        entry(session, ctx, config)
+    except QualityGateError as exc:
+        log.error("run stopped by the quality gate", error=str(exc))
+        record_run(session, ctx, QUALITY_FAILED, exc)
+        raise
+    except BaseException as exc:
+        log.error("run failed", error_class=type(exc).__name__, error=str(exc)[:2000])
+        record_run(session, ctx, FAILED, exc)
+        raise
+    record = record_run(session, ctx, SUCCEEDED)
+    log.info("run succeeded", duration_s=record["duration_s"], rows_read=ctx.rows_read,
+             rows_loaded=ctx.rows_loaded, rows_quarantined=ctx.rows_quarantined)
+    return ctx

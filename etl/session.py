@@ -1,0 +1,91 @@
+"""The one SparkSession factory.
+
+Two modes, chosen by how the process started:
+
+* **local** (``python -m etl``, ``etl``, pytest): the factory sets the master from conf
+  (``local[*]``), few shuffle partitions, no UI, the driver memory, and puts every jar of the
+  resolved jar folder (``make jars``) on ``spark.jars``, so start-up never downloads anything.
+* **submitted** (launched by ``spark-submit``, locally or on EMR, Dataproc, a standalone
+  cluster): the factory never sets master, jars or memory; spark-submit gave them.
+
+Both add the Delta extensions and catalog and the settings from conf. A session that already
+exists (a notebook, the test fixture) is reused as it is.
+
+Example::
+
+    spark = get_spark(config.spark)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from etl.config import SparkSettings
+from etl.errors import ConfigError
+
+Builder = SparkSession.Builder
+
+
+def launched_by_spark_submit() -> bool:
+    """True when spark-submit started this Python driver (it passes the gateway port)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def with_delta(builder: Builder) -> Builder:
+    return builder.config(
+        "spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"
+    ).config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+
+
+def local_jars(jars_dir: str | os.PathLike[str]) -> list[str]:
+    """The resolved jars, or a ConfigError telling how to resolve them."""
+    folder = Path(jars_dir)
+    jars = sorted(str(p.resolve()) for p in folder.glob("*.jar"))
+    if not jars:
+        raise ConfigError(
+            f"no jars in {folder} (run `make jars` to resolve etl/jars.txt)",
+            file="spark.jars_dir",
+        )
+    return jars
+
+
+def with_local_mode(builder: Builder, settings: SparkSettings) -> Builder:
+    return (
+        builder.master(settings.master)
+        .config("spark.jars", ",".join(local_jars(settings.jars_dir)))
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+
+
+def with_settings(builder: Builder, settings: SparkSettings) -> Builder:
+    builder = builder.appName(settings.app_name).config(
+        "spark.sql.shuffle.partitions", str(settings.shuffle_partitions)
+    )
+    for key, value in settings.conf.items():
+        builder = builder.config(key, value)
+    return builder
+
+
+def get_spark(settings: SparkSettings) -> SparkSession:
+    """Return the active SparkSession, or build one for local or submitted runs."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = with_settings(SparkSession.builder, settings)
+    if not launched_by_spark_submit():
+        builder = with_local_mode(builder, settings)
+    spark = with_delta(builder).getOrCreate()
+    spark.sparkContext.setLogLevel(settings.log_level)
+    return spark
+
+
+def stop_gateway_callbacks(spark: SparkSession) -> None:
+    """Shut down py4j's callback server (started by PyDeequ) so the process can exit."""
+    gateway = getattr(spark.sparkContext, "_gateway", None)
+    if gateway is not None:
+        gateway.shutdown_callback_server()

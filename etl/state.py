@@ -1,0 +1,100 @@
+"""Run state kept under ``<warehouse>/_etl/``: the ledger of ingested files.
+
+The ledger is a Delta table with one row per (job, source, file version) ingested. A job records
+files only after its targets have committed, so a failed run leaves the ledger where it was and
+the next run picks the same files up again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from etl.readers.files import LandedFile
+from etl.writers.delta import table_exists
+
+LEDGER_SCHEMA = T.StructType(
+    [
+        T.StructField("job", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("path", T.StringType(), False),
+        T.StructField("size", T.LongType(), False),
+        T.StructField("modified_ms", T.LongType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Files of a source split by what the ledger knows of them."""
+
+    new: list[LandedFile]
+    changed: list[LandedFile]
+    known: list[LandedFile]
+
+    @property
+    def to_ingest(self) -> list[LandedFile]:
+        return sorted(self.new + self.changed, key=lambda f: (f.modified_ms, f.path))
+
+
+class FileLedger:
+    def __init__(self, spark: SparkSession, path: str):
+        self.spark = spark
+        self.path = path
+
+    def ingested(self, job: str, source: str) -> dict[str, tuple[int, int]]:
+        """path -> (size, modified_ms) of the latest ingested version of each file."""
+        if not table_exists(self.spark, self.path):
+            return {}
+        rows = (
+            self.spark.read.format("delta")
+            .load(self.path)
+            .where(f"job = '{job}' AND source = '{source}'")
+            .select("path", "size", "modified_ms")
+            .collect()
+        )
+        latest: dict[str, tuple[int, int]] = {}
+        for row in rows:
+            current = latest.get(row["path"])
+            if current is None or row["modified_ms"] > current[1]:
+                latest[row["path"]] = (row["size"], row["modified_ms"])
+        return latest
+
+    def discover(self, job: str, source: str, files: Sequence[LandedFile]) -> Discovery:
+        seen = self.ingested(job, source)
+        new, changed, known = [], [], []
+        for f in files:
+            version = seen.get(f.path)
+            if version is None:
+                new.append(f)
+            elif version != (f.size, f.modified_ms):
+                changed.append(f)
+            else:
+                known.append(f)
+        return Discovery(new=new, changed=changed, known=known)
+
+    def record(
+        self, job: str, files_by_source: Mapping[str, Sequence[LandedFile]], run_id: str
+    ) -> None:
+        """Append the ingested files of every source in one commit."""
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+        rows = [
+            (job, source, f.path, f.size, f.modified_ms, run_id, now)
+            for source, files in files_by_source.items()
+            for f in files
+        ]
+        if not rows:
+            return
+        (
+            self.spark.createDataFrame(rows, LEDGER_SCHEMA)
+            .write.format("delta")
+            .mode("append")
+            .option("userMetadata", run_id)
+            .save(self.path)
+        )

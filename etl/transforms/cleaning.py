@@ -1,0 +1,125 @@
+"""Generic cleaning: typing with per-row error reasons, splitting valid from rejected rows,
+de-duplication by key.
+
+Rows are never dropped silently. Each check appends a reason to the ``_errors`` array column;
+`split_rejected` then separates rows without reasons (they go on) from rows with reasons (they go
+to quarantine with the reasons and their raw record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from etl._typing import Transform
+from etl.transforms.functions import null_if_in
+
+ERRORS = "_errors"
+
+
+def _with_errors(df: DataFrame) -> DataFrame:
+    if ERRORS in df.columns:
+        return df
+    return df.withColumn(ERRORS, F.array().cast("array<string>"))
+
+
+def _add_errors(df: DataFrame, checks: Sequence[tuple[Column, Column]]) -> DataFrame:
+    """Append the reason of every ``(condition, reason)`` that holds to ``_errors``.
+
+    One expression per call that refers to ``_errors`` once, so chaining many checks keeps the
+    plan linear in their number.
+    """
+    df = _with_errors(df)
+    if not checks:
+        return df
+    reasons = F.array_compact(F.array(*[F.when(cond, reason) for cond, reason in checks]))
+    return df.withColumn(ERRORS, F.concat(F.col(ERRORS), reasons))
+
+
+def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Transform:
+    """Cast string columns to Spark SQL ``types`` (``{"dep_delay": "int"}``).
+
+    Values in ``na_values`` become ``null``; other values are trimmed. A value that is present
+    but does not parse becomes ``null`` and adds the reason
+    ``"<column>: cannot parse '<value>' as <type>"`` to ``_errors``.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        missing = [c for c in types if c not in df.columns]
+        if missing:
+            raise ValueError(f"cast_columns: columns {missing} not in {df.columns}")
+        df = _with_errors(df)
+        checks = []
+        for name, type_ in types.items():
+            raw = null_if_in(name, na_values)
+            if type_ != "string":
+                checks.append(
+                    (
+                        raw.isNotNull() & raw.cast(type_).isNull(),
+                        F.format_string(f"{name}: cannot parse '%s' as {type_}", raw),
+                    )
+                )
+        with_reasons = _add_errors(df, checks)
+        return with_reasons.select(
+            *[
+                null_if_in(c, na_values).cast(types[c]).alias(c) if c in types else F.col(c)
+                for c in with_reasons.columns
+            ]
+        )
+
+    return transform
+
+
+def require(columns: Sequence[str]) -> Transform:
+    """Add the reason ``"<column>: required value missing"`` for each null in ``columns``."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        return _add_errors(
+            df, [(F.col(c).isNull(), F.lit(f"{c}: required value missing")) for c in columns]
+        )
+
+    return transform
+
+
+def reject_malformed(corrupt_column: str = "_corrupt_record") -> Transform:
+    """Add the reason ``"malformed record: wrong number of fields"`` where the reader kept the
+    raw text of a record it could not split into the configured columns."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        if corrupt_column not in df.columns:
+            return _with_errors(df)
+        return _add_errors(
+            df,
+            [(F.col(corrupt_column).isNotNull(),
+              F.lit("malformed record: wrong number of fields"))],
+        )
+
+    return transform
+
+
+def split_rejected(df: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``(valid, rejected)``: rows without reasons (``_errors`` dropped) and rows with reasons."""
+    df = _with_errors(df)
+    has_errors = F.size(ERRORS) > 0
+    return df.where(~has_errors).drop(ERRORS), df.where(has_errors)
+
+
+def latest_per_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
+    """Keep one row per key: the greatest by ``order_by`` (compared left to right; ties are
+    broken by every remaining column so the result never depends on partitioning)."""
+    if not keys:
+        raise ValueError("latest_per_key: keys must name at least one column")
+    if not order_by:
+        raise ValueError("latest_per_key: order_by must name at least one column")
+
+    def transform(df: DataFrame) -> DataFrame:
+        tie_breakers = [c for c in df.columns if c not in keys and c not in order_by]
+        ordering = [F.col(c).desc_nulls_last() for c in [*order_by, *tie_breakers]]
+        window = Window.partitionBy(*keys).orderBy(*ordering)
+        return (
+            df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
+        )
+
+    return transform

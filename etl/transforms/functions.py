@@ -1,0 +1,46 @@
+"""Column -> Column functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from etl._typing import ColumnOrName
+
+
+def _col(c: ColumnOrName) -> Column:
+    return F.col(c) if isinstance(c, str) else c
+
+
+def null_if_in(c: ColumnOrName, values: Sequence[str]) -> Column:
+    """``null`` where the value is one of ``values`` (e.g. ``"NA"``), else the value trimmed."""
+    trimmed = F.trim(_col(c))
+    if not values:
+        return trimmed
+    return F.when(trimmed.isin(list(values)), F.lit(None)).otherwise(trimmed)
+
+
+def hhmm_to_minutes(c: ColumnOrName) -> Column:
+    """Clock time written as an ``hhmm`` integer (``517`` = 05:17, ``2400`` = midnight) in
+    minutes after midnight; ``null`` stays ``null``."""
+    value = _col(c)
+    return (F.floor(value / 100) * 60 + value % 100).cast("int")
+
+
+def local_clock_to_utc(date: ColumnOrName, minutes: ColumnOrName, tz: str) -> Column:
+    """The UTC timestamp of ``date`` plus ``minutes`` on the wall clock of time zone ``tz``."""
+    midnight = F.to_timestamp(_col(date))
+    local = midnight + F.make_interval(mins=_col(minutes))
+    return F.to_utc_timestamp(local, tz)
+
+
+def add_minutes(ts: ColumnOrName, minutes: ColumnOrName) -> Column:
+    return _col(ts) + F.make_interval(mins=_col(minutes).cast("int"))
+
+
+def safe_ratio(numerator: ColumnOrName, denominator: ColumnOrName) -> Column:
+    """``numerator / denominator`` as a double, ``null`` when the denominator is 0 or null."""
+    den = _col(denominator)
+    return F.when(den == 0, F.lit(None)).otherwise(_col(numerator).cast("double") / den)

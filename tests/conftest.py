@@ -1,0 +1,40 @@
+"""One SparkSession for the whole test run (local[2], 2 shuffle partitions, no UI), built by the
+library's own factory so tests exercise the same Delta and jar set-up as real runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("SPARK_VERSION", "3.5")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from etl.config import SparkSettings
+    from etl.session import get_spark
+
+    settings = SparkSettings(
+        app_name="etl-tests",
+        master="local[2]",
+        shuffle_partitions=2,
+        driver_memory="2g",
+        jars_dir=str(ROOT / ".jars"),
+        conf={
+            "spark.sql.session.timeZone": "UTC",
+            "spark.default.parallelism": "2",
+            "spark.databricks.delta.snapshotPartitions": "2",
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+        },
+    )
+    session = get_spark(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def conf_dir() -> Path:
+    return ROOT / "conf"
