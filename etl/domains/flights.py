@@ -122,7 +122,12 @@ def _flights_batch(
     source = config.source("flights")
     bronze = ctx.warehouse.table("bronze", config.target("bronze_flights").table)
     if ctx.mode == "backfill":
-        return read_delta(spark, bronze) if table_exists(spark, bronze) else None
+        if not table_exists(spark, bronze):
+            return None
+        # narrow bronze to the dates before typing; rows without a valid date were
+        # quarantined when they were first ingested
+        landed_date = F.make_date(*(F.col(c).cast("int") for c in ("year", "month", "day")))
+        return read_delta(spark, bronze).where(landed_date.between(ctx.date_from, ctx.date_to))
     files = list_files(spark, landing_path(ctx.landing, source.path), source.pattern)
     discovery = ledger.discover(ctx.job, "flights", files)
     for changed in discovery.changed:

