@@ -16,7 +16,7 @@ setup(
     description="Reusable Spark readers, transforms and writers for YAML-configured ETL jobs",
     python_requires=">=3.11",
     packages=find_packages(include=["etl", "etl.*"]),
-    package_data={"etl": ["jars.txt", "py.typed"]},
+    package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
     install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0"],
     extras_require={
         "spark": SPARK,

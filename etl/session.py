@@ -52,9 +52,13 @@ def local_jars(jars_dir: str | os.PathLike[str]) -> list[str]:
     return jars
 
 
+LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
+
+
 def with_local_mode(builder: Builder, settings: SparkSettings) -> Builder:
     return (
         builder.master(settings.master)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}")
         .config("spark.jars", ",".join(local_jars(settings.jars_dir)))
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.driver.bindAddress", "127.0.0.1")
