@@ -1,0 +1,65 @@
+"""``etl jobs`` and ``etl runs``: what is configured and what has run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from etl.errors import EXIT_OK
+
+
+def register(commands: Any) -> None:
+    jobs = commands.add_parser(
+        "jobs", help="list the configured jobs", description="List the jobs in conf/jobs/."
+    )
+    jobs.set_defaults(handler=handle_jobs)
+
+    runs = commands.add_parser(
+        "runs", help="show the run history",
+        description="Show recent runs from <warehouse>/_etl/runs, newest first.",
+    )
+    runs.add_argument("job", nargs="?", help="only this job")
+    runs.add_argument("--env", default="local", help="environment overlay (default: local)")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
+    runs.set_defaults(handler=handle_runs)
+
+
+def handle_jobs(args: argparse.Namespace) -> int:
+    from etl.config import conf_dir, list_jobs, read_yaml
+
+    root = conf_dir(args.conf_dir)
+    for name in list_jobs(root):
+        info = read_yaml(root / "jobs" / f"{name}.yml").get("job") or {}
+        description = info.get("description", "") if isinstance(info, dict) else ""
+        print(f"{name:20}  {description}")
+    return EXIT_OK
+
+
+def handle_runs(args: argparse.Namespace) -> int:
+    from etl.config import load_job_config, load_settings
+    from etl.context import Warehouse
+    from etl.runlog import format_table, read_runs
+    from etl.session import get_spark
+
+    if args.job:
+        settings: Any = load_job_config(args.job, env=args.env, directory=args.conf_dir)
+    else:
+        settings = load_settings(env=args.env, directory=args.conf_dir)
+    spark = get_spark(settings.spark)
+    runs = read_runs(spark, Warehouse.at(settings.paths.warehouse).records("runs"), args.job)
+    if runs is None:
+        print("no runs recorded yet")
+        return EXIT_OK
+    rows = runs.limit(args.limit).collect()
+    print(
+        format_table(
+            ["run_id", "job", "status", "mode", "dates", "read", "loaded", "quarantined", "seconds"],
+            [
+                (r.run_id, r.job, r.status, r.mode,
+                 f"{r.date_from}..{r.date_to}" if r.date_from else "", r.rows_read, r.rows_loaded,
+                 r.rows_quarantined, r.duration_s)
+                for r in rows
+            ],
+        )
+    )
+    return EXIT_OK
