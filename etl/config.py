@@ -320,6 +320,7 @@ def _apply_override(merged: dict[str, Any], origin: dict[str, str], item: str) -
         if child is None:
             child = {}
             node[part] = child
+            origin[".".join(parts[: depth + 1])] = "--set"
         if not isinstance(child, dict):
             raise ConfigError(
                 f"{'.'.join(parts[: depth + 1])} is a value, not a section", file="--set", key=dotted

@@ -11,7 +11,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.readers.files import LandedFile
@@ -47,20 +48,27 @@ class FileLedger:
     def __init__(self, spark: SparkSession, path: str):
         self.spark = spark
         self.path = path
+        self._rows: dict[str, list[Row]] = {}
+
+    def _job_rows(self, job: str) -> list[Row]:
+        """The job's ledger rows, read once per ledger object (one small Delta scan)."""
+        if job not in self._rows:
+            if not table_exists(self.spark, self.path):
+                return []
+            self._rows[job] = (
+                self.spark.read.format("delta").load(self.path)
+                .where(F.col("job") == job)
+                .select("source", "path", "size", "modified_ms")
+                .collect()
+            )
+        return self._rows[job]
 
     def ingested(self, job: str, source: str) -> dict[str, tuple[int, int]]:
-        """path -> (size, modified_ms) of the latest ingested version of each file."""
-        if not table_exists(self.spark, self.path):
-            return {}
-        rows = (
-            self.spark.read.format("delta")
-            .load(self.path)
-            .where(f"job = '{job}' AND source = '{source}'")
-            .select("path", "size", "modified_ms")
-            .collect()
-        )
+        """file uri -> (size, modified_ms) of the latest ingested version of each file."""
         latest: dict[str, tuple[int, int]] = {}
-        for row in rows:
+        for row in self._job_rows(job):
+            if row["source"] != source:
+                continue
             current = latest.get(row["path"])
             if current is None or row["modified_ms"] > current[1]:
                 latest[row["path"]] = (row["size"], row["modified_ms"])
@@ -70,7 +78,7 @@ class FileLedger:
         seen = self.ingested(job, source)
         new, changed, known = [], [], []
         for f in files:
-            version = seen.get(f.path)
+            version = seen.get(f.uri)
             if version is None:
                 new.append(f)
             elif version != (f.size, f.modified_ms):
@@ -85,12 +93,13 @@ class FileLedger:
         """Append the ingested files of every source in one commit."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
         rows = [
-            (job, source, f.path, f.size, f.modified_ms, run_id, now)
+            (job, source, f.uri, f.size, f.modified_ms, run_id, now)
             for source, files in files_by_source.items()
             for f in files
         ]
         if not rows:
             return
+        self._rows.pop(job, None)
         (
             self.spark.createDataFrame(rows, LEDGER_SCHEMA)
             .write.format("delta")

@@ -77,7 +77,7 @@ def _ingest(
     )
     writer = DeltaOverwrite(spark, bronze_path).user_metadata(ctx.run_id)
     if replace_files:
-        writer = writer.replace_where(in_predicate("_source_file", [f.path for f in files]))
+        writer = writer.replace_where(in_predicate("_source_file", [f.uri for f in files]))
     else:
         writer = writer.overwrite_schema()
     try:
@@ -138,8 +138,8 @@ def _flights_batch(
         return None
     _ingest(spark, ctx, config, "flights", discovery.to_ingest, bronze, replace_files=True)
     ingested["flights"] = discovery.to_ingest
-    paths = [f.path for f in discovery.to_ingest]
-    return read_delta(spark, bronze).where(F.col("_source_file").isin(paths))
+    uris = [f.uri for f in discovery.to_ingest]
+    return read_delta(spark, bronze).where(F.col("_source_file").isin(uris))
 
 
 def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:

@@ -27,7 +27,12 @@ METADATA_COLUMNS = ("_source_file", "_source_modified", "_run_id", "_ingested_at
 
 @dataclass(frozen=True)
 class LandedFile:
+    """A landed file. ``path`` is what Hadoop reads; ``uri`` is the same location URL-encoded,
+    exactly as Spark reports it in ``_metadata.file_path`` (and so in ``_source_file``): the
+    file's identity in bronze and in the ledger."""
+
     path: str
+    uri: str
     size: int
     modified_ms: int
 
@@ -57,7 +62,12 @@ def list_files(spark: SparkSession, folder: str, pattern: str = "*") -> list[Lan
     except Exception as exc:  # py4j wraps every JVM error; name the folder and keep the cause
         raise SourceError(f"cannot list landing folder {folder}: {exc}") from exc
     files = [
-        LandedFile(str(s.getPath().toString()), int(s.getLen()), int(s.getModificationTime()))
+        LandedFile(
+            path=str(s.getPath().toString()),
+            uri=str(s.getPath().toUri().toString()),
+            size=int(s.getLen()),
+            modified_ms=int(s.getModificationTime()),
+        )
         for s in statuses
         if s.isFile() and not s.getPath().getName().startswith((".", "_"))
     ]

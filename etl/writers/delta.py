@@ -73,7 +73,15 @@ def partition_predicate(
     rows = df.select(*partition_by).distinct().collect()
     if not rows:
         return None
-    clauses = [in_predicate(col, [row[col] for row in rows], alias) for col in partition_by]
+    clauses = []
+    for col in partition_by:
+        values = {row[col] for row in rows}
+        name = f"{alias}.`{col}`" if alias else f"`{col}`"
+        present = [v for v in values if v is not None]
+        parts = [in_predicate(col, present, alias)] if present else []
+        if None in values:  # NULL never matches IN: the null partition needs its own test
+            parts.append(f"{name} IS NULL")
+        clauses.append(parts[0] if len(parts) == 1 else f"({' OR '.join(parts)})")
     return " AND ".join(clauses)
 
 
