@@ -30,10 +30,16 @@ def hhmm_to_minutes(c: ColumnOrName) -> Column:
 
 
 def local_clock_to_utc(date: ColumnOrName, minutes: ColumnOrName, tz: str) -> Column:
-    """The UTC timestamp of ``date`` plus ``minutes`` on the wall clock of time zone ``tz``."""
-    midnight = F.to_timestamp(_col(date))
-    local = midnight + F.make_interval(mins=_col(minutes))
-    return F.to_utc_timestamp(local, tz)
+    """The instant at which the wall clock of time zone ``tz`` shows ``date`` plus ``minutes``
+    (``1440`` is midnight of the next day). Independent of the session time zone, and right
+    across daylight-saving changes (the fields are read in ``tz``, not added as a duration)."""
+    mins = _col(minutes)
+    day = F.date_add(_col(date), F.floor(mins / 1440).cast("int"))
+    of_day = mins % 1440
+    return F.make_timestamp(
+        F.year(day), F.month(day), F.dayofmonth(day),
+        F.floor(of_day / 60).cast("int"), (of_day % 60).cast("int"), F.lit(0), F.lit(tz),
+    )
 
 
 def add_minutes(ts: ColumnOrName, minutes: ColumnOrName) -> Column:
