@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Union
+from collections.abc import Callable
+from typing import Literal
 
 from pyspark.sql import Column, DataFrame
 
-ColumnOrName = Union[Column, str]
+ColumnOrName = Column | str
 Transform = Callable[[DataFrame], DataFrame]
 Layer = Literal["bronze", "silver", "gold"]
 RunMode = Literal["incremental", "backfill"]

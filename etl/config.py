@@ -24,9 +24,10 @@ import os
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
@@ -230,7 +231,7 @@ def load_settings(
         raise ConfigError(f"unknown environment {env!r}", file=str(env_file))
     merged, origin = _merged_documents((root / "base.yml", env_file), env, overrides, environ)
     wanted = {f.name for f in dataclasses.fields(Settings)}
-    return _convert(  # type: ignore[no-any-return]
+    return _convert(
         Settings, {k: v for k, v in merged.items() if k in wanted}, origin, "", str(env_file)
     )
 
@@ -422,7 +423,7 @@ def _convert(tp: Any, value: Any, origin: Mapping[str, str], dotted: str, defaul
                     file=_origin_of(origin, dotted) if dotted else default_file,
                     key=key,
                 )
-        return tp(**kwargs)
+        return tp(**kwargs)  # type: ignore[operator]
     if type_origin is Literal:
         if value not in get_args(tp):
             raise fail(f"expected {_type_name(tp)}, got {_describe(value)}")
@@ -471,8 +472,8 @@ __all__ = [
     "LoggingSettings",
     "PathSettings",
     "RuleConfig",
-    "SourceConfig",
     "Settings",
+    "SourceConfig",
     "SparkSettings",
     "TargetConfig",
     "conf_dir",

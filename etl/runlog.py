@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -69,10 +70,10 @@ SUCCEEDED, FAILED, QUALITY_FAILED = "succeeded", "failed", "quality_failed"
 
 def record_run(
     spark: SparkSession, ctx: RunContext, status: str, error: BaseException | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Append the run's record (one commit) and return it as a dict."""
     ended = utcnow()
-    record = {
+    record: dict[str, Any] = {
         "run_id": ctx.run_id,
         "job": ctx.job,
         "env": ctx.env,
@@ -123,8 +124,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line, rule, *body])

@@ -39,7 +39,7 @@ def resolve_entrypoint(config: JobConfig) -> JobFunction:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ConfigError(f"{module_name!r} has no function {function_name!r}", **where)
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def check_dates(date_from: dt.date | None, date_to: dt.date | None) -> None:

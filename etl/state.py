@@ -91,7 +91,7 @@ class FileLedger:
         self, job: str, files_by_source: Mapping[str, Sequence[LandedFile]], run_id: str
     ) -> None:
         """Append the ingested files of every source in one commit."""
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         rows = [
             (job, source, f.uri, f.size, f.modified_ms, run_id, now)
             for source, files in files_by_source.items()

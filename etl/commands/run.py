@@ -61,7 +61,7 @@ def handle(args: argparse.Namespace) -> int:
     except EtlError as exc:
         print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exit_code(exc)
-    except Exception as exc:  # noqa: BLE001 - any other failure is exit code 1, named
+    except Exception as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         print(f"etl: run failed: {type(exc).__name__}: {first_line}", file=sys.stderr)
         return exit_code(exc)

@@ -13,8 +13,8 @@ that fails before the ledger commit is simply redone by the next run.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -127,7 +127,7 @@ def _flights_batch(
         # narrow bronze to the dates before typing; rows without a valid date were
         # quarantined when they were first ingested
         landed_date = F.make_date(*(F.col(c).cast("int") for c in ("year", "month", "day")))
-        return read_delta(spark, bronze).where(landed_date.between(ctx.date_from, ctx.date_to))
+        return read_delta(spark, bronze).where(landed_date.between(*_dates(ctx)))
     files = list_files(spark, landing_path(ctx.landing, source.path), source.pattern)
     discovery = ledger.discover(ctx.job, "flights", files)
     for changed in discovery.changed:
@@ -161,7 +161,7 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
     with ctx.step("transform") as step:
         typed = batch.transform(type_flights(na_values))
         if ctx.mode == "backfill":
-            typed = typed.where(F.col("flight_date").between(ctx.date_from, ctx.date_to))
+            typed = typed.where(F.col("flight_date").between(*_dates(ctx)))
         typed = typed.persist()
         ctx.rows_read = step.rows_in = typed.count()
         valid, rejected = split_rejected(typed)
@@ -192,6 +192,7 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
               config.quality.get("silver_flights", []))
 
     with ctx.step("publish") as step:
+        silver: DeltaMerge | DeltaOverwrite
         if ctx.mode == "backfill":
             dates = _date_range_predicate(ctx)
             silver = (
@@ -222,12 +223,13 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
     silver_batch.unpersist()
 
 
+def _dates(ctx: RunContext) -> tuple[dt.date, dt.date]:
+    if ctx.date_from is None or ctx.date_to is None:
+        raise EtlError("a backfill needs both date_from and date_to")
+    return ctx.date_from, ctx.date_to
+
+
 def _date_range_predicate(ctx: RunContext) -> str:
-    assert ctx.date_from is not None and ctx.date_to is not None
-    return (
-        f"flight_date BETWEEN DATE '{ctx.date_from.isoformat()}' "
-        f"AND DATE '{ctx.date_to.isoformat()}'"
-    )
+    first, last = _dates(ctx)
+    return f"flight_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
 
-
-__all__: list[Any] = ["run"]

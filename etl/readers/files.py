@@ -38,7 +38,7 @@ class LandedFile:
 
     @property
     def modified(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.modified_ms / 1000, dt.timezone.utc).replace(
+        return dt.datetime.fromtimestamp(self.modified_ms / 1000, dt.UTC).replace(
             tzinfo=None
         )
 
@@ -50,7 +50,7 @@ def list_files(spark: SparkSession, folder: str, pattern: str = "*") -> list[Lan
     """
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
     folder_path = jvm.org.apache.hadoop.fs.Path(folder)
     try:
         fs = folder_path.getFileSystem(hadoop_conf)
