@@ -196,8 +196,10 @@ def test_set_override_wins_over_the_env_file(conf_dir):
         ("spark..master=x", "--set: bad key 'spark..master'"),
         (
             "spark.shuffle_partitions.max=8",
-            "--set: spark.shuffle_partitions.max: spark.shuffle_partitions is a value, not a "
-            "section",
+            (
+                "--set: spark.shuffle_partitions.max: spark.shuffle_partitions is a value, "
+                "not a section"
+            ),
         ),
         (
             "spark.shuffle_partitions=many",
@@ -215,11 +217,14 @@ def test_bad_set_overrides(conf_dir, override, message):
     ("override", "message"),
     [
         # an unknown leaf in a known section
-        ("spark.shuffle_partition=8", f"--set: spark.shuffle_partition: unknown key (allowed: {SPARK_KEYS})"),
+        ("spark.shuffle_partition=8",
+         f"--set: spark.shuffle_partition: unknown key (allowed: {SPARK_KEYS})"),
         # an unknown section inside a known one
-        ("spark.tuning.level=3", f"--set: spark.tuning: unknown key (allowed: {SPARK_KEYS})"),
+        ("spark.tuning.level=3",
+         f"--set: spark.tuning: unknown key (allowed: {SPARK_KEYS})"),
         # an unknown top-level section
-        ("sparks.shuffle_partitions=8", f"--set: sparks: unknown key (allowed: {TOP_KEYS})"),
+        ("sparks.shuffle_partitions=8",
+         f"--set: sparks: unknown key (allowed: {TOP_KEYS})"),
     ],
 )
 def test_set_override_of_an_unknown_key_names_set(conf_dir, override, message):
@@ -291,7 +296,8 @@ def test_unknown_key_names_the_file_and_the_dotted_key(conf):
 
 
 def test_unknown_key_in_the_env_file(conf):
-    edit(conf / "local.yml", "logging:\n  format: console", "logging:\n  format: console\n  colour: on")
+    edit(conf / "local.yml", "logging:\n  format: console",
+         "logging:\n  format: console\n  colour: on")
 
     error = config_error(directory=conf, environ={})
 
@@ -392,7 +398,9 @@ def test_missing_base_file(conf):
 def test_unknown_job(conf_dir):
     error = config_error("nope", directory=conf_dir, environ={})
 
-    assert str(error) == f"{conf_dir / 'jobs' / 'nope.yml'}: unknown job 'nope' (known jobs: flights)"
+    assert str(error) == (
+        f"{conf_dir / 'jobs' / 'nope.yml'}: unknown job 'nope' (known jobs: flights)"
+    )
 
 
 def test_job_name_must_be_a_simple_identifier(conf_dir):

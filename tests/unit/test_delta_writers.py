@@ -45,79 +45,64 @@ def silver(tmp_path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def test_first_merge_creates_the_table(spark, silver):
+def test_first_merge_creates_the_table_with_user_metadata(spark, silver):
     batch = frame(spark, (1, "a", 1, 2013), (2, "b", 1, 2013), (3, "c", 1, 2014))
 
-    metrics = DeltaMerge(spark, silver).keys("id").sequence_by("seq").execute(batch)
+    metrics = (
+        DeltaMerge(spark, silver).keys("id").sequence_by("seq").user_metadata("run-1")
+        .execute(batch)
+    )
 
     assert (metrics.table, metrics.operation, metrics.version) == ("silver/flights", "WRITE", 0)
     assert (metrics.rows_inserted, metrics.rows_updated, metrics.rows_deleted) == (3, 0, 0)
     assert_df_equality(read_delta(spark, silver), batch, ignore_row_order=True)
+    assert last_commit(spark, silver)["userMetadata"] == "run-1"
+    assert spark.conf.get(USER_METADATA, None) is None  # the session is left as it was
 
 
-def seeded(spark, path: str) -> DeltaMerge:
-    """A table with ids 1 and 2 (sequence 5) and the merge that maintains it."""
-    merge = DeltaMerge(spark, path).keys("id").sequence_by("seq")
+def test_merge_keeps_the_newest_version_of_each_key_and_is_idempotent(spark, silver):
+    merge = DeltaMerge(spark, silver).keys("id").sequence_by("seq").user_metadata("run-1")
     merge.execute(frame(spark, (1, "a", 5, 2013), (2, "b", 5, 2013)))
-    return merge
-
-
-LATE_BATCH = [
-    (1, "a-newer", 6, 2013),  # newer than the stored version: updates it
-    (2, "b-older", 4, 2013),  # older (arrived late): must not overwrite
-    (3, "c", 1, 2013),  # new key: inserted
-]
-AFTER_LATE_BATCH = [(1, "a-newer", 6, 2013), (2, "b", 5, 2013), (3, "c", 1, 2013)]
-
-
-def test_merge_updates_newer_inserts_new_and_ignores_older_versions(spark, silver):
-    merge = seeded(spark, silver)
-
-    metrics = merge.execute(frame(spark, *LATE_BATCH))
-
-    assert (metrics.table, metrics.operation, metrics.version) == ("silver/flights", "MERGE", 1)
-    assert (metrics.rows_inserted, metrics.rows_updated, metrics.rows_deleted) == (1, 1, 0)
-    assert_df_equality(
-        read_delta(spark, silver), frame(spark, *AFTER_LATE_BATCH), ignore_row_order=True
+    batch = frame(
+        spark,
+        (1, "a-newer", 6, 2013),  # newer than the stored version: updates it
+        (2, "b-older", 4, 2013),  # older (arrived late): must not overwrite
+        (3, "c", 1, 2013),  # new key: inserted
     )
+    expected = frame(spark, (1, "a-newer", 6, 2013), (2, "b", 5, 2013), (3, "c", 1, 2013))
+
+    merged = merge.user_metadata("run-2").execute(batch)
+
+    assert (merged.table, merged.operation, merged.version) == ("silver/flights", "MERGE", 1)
+    assert (merged.rows_inserted, merged.rows_updated, merged.rows_deleted) == (1, 1, 0)
+    assert_df_equality(read_delta(spark, silver), expected, ignore_row_order=True)
+    assert last_commit(spark, silver)["userMetadata"] == "run-2"
+
+    again = merge.execute(batch)
+
+    assert (again.operation, again.version) == ("MERGE", 2)
+    assert (again.rows_inserted, again.rows_updated, again.rows_deleted) == (0, 0, 0)
+    assert_df_equality(read_delta(spark, silver), expected, ignore_row_order=True)
 
 
-def test_merging_the_same_batch_again_changes_nothing(spark, silver):
-    merge = seeded(spark, silver)
-    batch = frame(spark, *LATE_BATCH)
-    merge.execute(batch)
+def test_merge_without_sequence_or_pruning_updates_every_match_null_safely(spark, silver):
+    merge = DeltaMerge(spark, silver).keys("id", "year").partitioned_by("year", prune=False)
+    merge.execute(frame(spark, (1, "a", 5, None), (2, "b", 5, 2013), (9, "z", 1, 2014)))
 
-    metrics = merge.execute(batch)
-
-    assert (metrics.operation, metrics.version) == ("MERGE", 2)
-    assert (metrics.rows_inserted, metrics.rows_updated, metrics.rows_deleted) == (0, 0, 0)
-    assert_df_equality(
-        read_delta(spark, silver), frame(spark, *AFTER_LATE_BATCH), ignore_row_order=True
-    )
-
-
-def test_merge_without_sequence_updates_every_matched_row(spark, silver):
-    merge = DeltaMerge(spark, silver).keys("id")
-    merge.execute(frame(spark, (1, "a", 5, 2013), (2, "b", 5, 2013)))
-
-    metrics = merge.execute(frame(spark, (2, "b-older", 4, 2013), (3, "c", 1, 2013)))
+    metrics = merge.execute(frame(spark, (1, "a-older", 4, None), (3, "c", 1, None)))
 
     assert (metrics.rows_inserted, metrics.rows_updated) == (1, 1)
     assert_df_equality(
         read_delta(spark, silver),
-        frame(spark, (1, "a", 5, 2013), (2, "b-older", 4, 2013), (3, "c", 1, 2013)),
+        frame(spark, (1, "a-older", 4, None), (2, "b", 5, 2013), (9, "z", 1, 2014),
+              (3, "c", 1, None)),
         ignore_row_order=True,
     )
-
-
-def test_merge_matches_null_keys_null_safely(spark, silver):
-    merge = DeltaMerge(spark, silver).keys("id", "year")
-    merge.execute(frame(spark, (1, "a", 1, None)))
-
-    metrics = merge.execute(frame(spark, (1, "b", 2, None)))
-
-    assert (metrics.rows_inserted, metrics.rows_updated) == (0, 1)
-    assert_df_equality(read_delta(spark, silver), frame(spark, (1, "b", 2, None)))
+    # only the key condition: no partition predicate
+    (predicate,) = json.loads(last_commit(spark, silver)["operationParameters"]["predicate"])
+    assert re.fullmatch(
+        r"\(\(id#\d+ <=> id#\d+\) AND \(year#\d+ <=> year#\d+\)\)", predicate
+    ), predicate
 
 
 def test_merge_refuses_a_batch_with_duplicate_keys(spark, silver):
@@ -163,7 +148,7 @@ def test_partitioned_merge_prunes_to_the_batch_partitions(spark, silver):
 
     assert metrics == WriteMetrics(
         table="silver/flights", operation="MERGE", version=1, rows_inserted=1, rows_updated=1,
-        rows_deleted=0, files_added=1, files_removed=1,  # the 2014 file is not rewritten
+        rows_deleted=0, files_added=1, files_removed=1,
     )
     assert_df_equality(
         read_delta(spark, silver),
@@ -176,16 +161,6 @@ def test_partitioned_merge_prunes_to_the_batch_partitions(spark, silver):
     (predicate,) = json.loads(commit["operationParameters"]["predicate"])
     assert re.fullmatch(r"\(\(year#\d+ = 2013\) AND \(id#\d+ <=> id#\d+\)\)", predicate), predicate
     assert DeltaTable.forPath(spark, silver).detail().first()["partitionColumns"] == ["year"]
-
-
-def test_partitioned_merge_without_pruning_has_only_the_key_condition(spark, silver):
-    merge = DeltaMerge(spark, silver).keys("id").partitioned_by("year", prune=False)
-    merge.execute(frame(spark, (1, "a", 1, 2013), (2, "b", 1, 2014)))
-
-    merge.execute(frame(spark, (1, "a2", 2, 2013)))
-
-    (predicate,) = json.loads(last_commit(spark, silver)["operationParameters"]["predicate"])
-    assert re.fullmatch(r"\(id#\d+ <=> id#\d+\)", predicate), predicate
 
 
 def test_partitioned_merge_of_an_empty_batch_commits_nothing(spark, silver):
@@ -212,17 +187,6 @@ def test_partitioned_merge_matches_rows_in_the_null_partition(spark, silver):
         ignore_row_order=True,
     )
     assert (metrics.rows_inserted, metrics.rows_updated) == (0, 1)
-
-
-def test_merge_user_metadata_is_recorded_in_the_history(spark, silver):
-    merge = DeltaMerge(spark, silver).keys("id").user_metadata("run-1")
-    merge.execute(frame(spark, (1, "a", 1, 2013)))
-    first = last_commit(spark, silver)["userMetadata"]
-
-    merge.user_metadata("run-2").execute(frame(spark, (2, "b", 1, 2013)))
-
-    assert (first, last_commit(spark, silver)["userMetadata"]) == ("run-1", "run-2")
-    assert spark.conf.get(USER_METADATA, None) is None  # the session is left as it was
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,15 +221,6 @@ def test_overwrite_replace_where_replaces_only_matching_rows_and_is_repeatable(s
     commit = last_commit(spark, gold)
     assert commit["operationParameters"]["predicate"] == "year = 2013"
     assert commit["userMetadata"] == "run-2"
-
-
-def test_overwrite_without_predicate_replaces_the_whole_table(spark, gold):
-    DeltaOverwrite(spark, gold).execute(frame(spark, (1, "a", 1, 2013), (2, "b", 1, 2014)))
-
-    metrics = DeltaOverwrite(spark, gold).execute(frame(spark, (3, "c", 1, 2015)))
-
-    assert (metrics.operation, metrics.version, metrics.rows_inserted) == ("WRITE", 1, 1)
-    assert_df_equality(read_delta(spark, gold), frame(spark, (3, "c", 1, 2015)))
 
 
 def test_overwrite_refuses_schema_overwrite_with_replace_where(spark, gold):
@@ -354,13 +309,22 @@ def test_sql_literal_text(value, literal):
 
 
 def test_sql_literals_read_back_as_the_same_values(spark):
-    """Spark parses every literal back to the Python value it was made from."""
+    """Spark parses every literal back to the value it was made from; timestamps are compared
+    as microseconds since the epoch, read as wall-clock times of the session time zone (UTC)."""
     values = [value for value, _ in LITERALS]
     selected = spark.sql(
-        "SELECT " + ", ".join(f"{sql_literal(v)} AS c{i}" for i, v in enumerate(values))
+        "SELECT " + ", ".join(
+            f"unix_micros({sql_literal(v)})" if isinstance(v, dt.datetime) else sql_literal(v)
+            for v in values
+        )
     ).first()
 
-    assert list(selected) == values
+    def micros(value: dt.datetime) -> int:
+        return (value.replace(tzinfo=dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // (
+            dt.timedelta(microseconds=1)
+        )
+
+    assert list(selected) == [micros(v) if isinstance(v, dt.datetime) else v for v in values]
 
 
 def test_in_predicate_sorts_and_deduplicates_literals():
@@ -381,3 +345,12 @@ def test_partition_predicate_covers_the_partitions_of_the_batch(spark):
     )
     assert partition_predicate(df, []) is None
     assert partition_predicate(df.limit(0), ["year"]) is None
+
+
+def test_partition_predicate_covers_the_null_partition(spark):
+    df = spark.createDataFrame([(1, 2013), (2, None)], "id int, year int")
+
+    assert partition_predicate(df, ["year"], alias="t") == (
+        "(t.`year` IN (2013) OR t.`year` IS NULL)"
+    )
+    assert partition_predicate(df.where("year IS NULL"), ["year"]) == "`year` IS NULL"

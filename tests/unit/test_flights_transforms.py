@@ -19,21 +19,22 @@ from etl.transforms.flights import (
 )
 
 NA = ["NA", ""]
-FLIGHT_COLUMNS = (
-    "year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,arr_delay,"
-    "carrier,flight,tailnum,origin,dest,air_time,distance,hour,minute,time_hour"
-).split(",")
+FLIGHT_COLUMNS = [
+    "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+    "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest", "air_time",
+    "distance", "hour", "minute", "time_hour",
+]
 METADATA = (
     "_corrupt_record string, _source_file string, _source_modified timestamp, _run_id string, "
     "_ingested_at timestamp"
 )
 BRONZE = ", ".join(f"{c} string" for c in FLIGHT_COLUMNS) + ", " + METADATA
-MODIFIED = dt.datetime(2013, 2, 1, tzinfo=dt.timezone.utc)
-INGESTED = dt.datetime(2013, 2, 2, tzinfo=dt.timezone.utc)
+MODIFIED = dt.datetime(2013, 2, 1, tzinfo=dt.UTC)
+INGESTED = dt.datetime(2013, 2, 2, tzinfo=dt.UTC)
 
 
 def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 def bronze(spark, *lines: str):
@@ -56,9 +57,13 @@ def reference(spark, header: str, *lines: str):
 
 ON_TIME = "2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-01T10:00:00Z"
 SUMMER = "2013,7,1,600,515,45,900,819,41,UA,1546,N14228,EWR,IAH,227,1400,5,15,2013-07-01T09:00:00Z"
-CANCELLED = "2013,1,1,NA,1930,NA,NA,2140,NA,AA,101,N3DUAA,JFK,LAX,NA,2475,19,30,2013-01-02T00:00:00Z"
+CANCELLED = (
+    "2013,1,1,NA,1930,NA,NA,2140,NA,AA,101,N3DUAA,JFK,LAX,NA,2475,19,30,2013-01-02T00:00:00Z"
+)
 NO_CARRIER = "2013,1,2,700,700,0,1000,1000,0,NA,300,N1,LGA,ORD,120,733,7,0,2013-01-02T12:00:00Z"
-BAD_DELAY = "2013,1,4,520,515,x1,830,819,11,UA,1547,N14228,EWR,IAH,227,1400,5,15,2013-01-04T10:00:00Z"
+BAD_DELAY = (
+    "2013,1,4,520,515,x1,830,819,11,UA,1547,N14228,EWR,IAH,227,1400,5,15,2013-01-04T10:00:00Z"
+)
 MALFORMED = "2013,1,3,800"
 
 
@@ -107,7 +112,7 @@ def test_type_flights_adds_dates_timestamps_cancelled_and_reasons(spark):
         "flight_date date, sched_dep_ts timestamp, dep_ts timestamp, cancelled boolean not null, "
         "_errors array<string> not null",
     )
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
 
 
 def test_type_flights_keeps_the_raw_record_of_a_malformed_line(spark):
@@ -179,7 +184,7 @@ def test_type_reference_tables_type_values_and_require_their_keys(spark):
         "tailnum string, year int, type string, manufacturer string, model string, "
         "engines int, seats int, speed int, engine string, _errors array<string> not null",
     )
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
 
 
 def test_enrich_flights_left_joins_references_without_dropping_or_repeating_flights(spark):

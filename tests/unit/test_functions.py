@@ -21,7 +21,7 @@ NEW_YORK = "America/New_York"
 
 def utc(*args: int) -> dt.datetime:
     """An aware UTC datetime, so the frames do not depend on the machine's time zone."""
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 def test_null_if_in_nulls_listed_values_and_trims_the_rest(spark):
@@ -36,7 +36,7 @@ def test_null_if_in_nulls_listed_values_and_trims_the_rest(spark):
         [(1, None), (2, None), (3, None), (4, None), (5, None), (6, "x"), (7, "na")],
         "id int, value string",
     )
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
 
 
 def test_null_if_in_without_values_only_trims(spark):
@@ -45,7 +45,7 @@ def test_null_if_in_without_values_only_trims(spark):
     actual = df.select("id", null_if_in(F.col("raw"), []).alias("value"))
 
     expected = spark.createDataFrame([(1, "NA"), (2, None)], "id int, value string")
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
 
 
 def test_hhmm_to_minutes(spark):
@@ -56,7 +56,7 @@ def test_hhmm_to_minutes(spark):
 
     actual = df.select("hhmm", hhmm_to_minutes("hhmm").alias("minutes"))
 
-    assert_df_equality(actual, df, ignore_row_order=True)
+    assert_df_equality(actual, df)
 
 
 def test_local_clock_to_utc_follows_new_york_standard_and_daylight_time(spark):
@@ -87,7 +87,7 @@ def test_local_clock_to_utc_follows_new_york_standard_and_daylight_time(spark):
         ],
         "id int, utc timestamp",
     )
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
 
 
 @pytest.fixture()
@@ -137,7 +137,7 @@ def test_add_minutes(spark):
         ],
         "id int, ts timestamp",
     )
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
 
 
 def test_add_minutes_casts_string_minutes_to_int(spark):
@@ -161,4 +161,4 @@ def test_safe_ratio_is_null_for_zero_or_null_denominators(spark):
         [(1, 0.75), (2, None), (3, None), (4, None), (5, 0.0), (6, None), (7, -0.125)],
         "id int, ratio double",
     )
-    assert_df_equality(actual, expected, ignore_row_order=True)
+    assert_df_equality(actual, expected)
