@@ -308,7 +308,10 @@ def _apply_override(merged: dict[str, Any], origin: dict[str, str], item: str) -
     if "=" not in item:
         raise ConfigError(f"expected KEY=VALUE, got {item!r}", file="--set")
     dotted, raw = item.split("=", 1)
-    parts = dotted.strip().split(".")
+    dotted = dotted.strip()
+    parts = dotted.split(".")
+    if dotted.startswith("spark.conf.") and len(parts) > 3:
+        parts = ["spark", "conf", dotted[len("spark.conf."):]]  # Spark setting names have dots
     if not all(parts):
         raise ConfigError(f"bad key {dotted!r}", file="--set")
     try:
@@ -341,6 +344,7 @@ def _substitute(value: Any, origin: dict[str, str], dotted: str, environ: Mappin
         return [_substitute(v, origin, dotted, environ) for v in value]
     if not isinstance(value, str) or "${" not in value:
         return value
+    whole = _ENV_REF.fullmatch(value)
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group("name"), match.group("default")
@@ -354,7 +358,16 @@ def _substitute(value: Any, origin: dict[str, str], dotted: str, environ: Mappin
             key=dotted,
         )
 
-    return _ENV_REF.sub(replace, value)
+    result = _ENV_REF.sub(replace, value)
+    if whole and result.strip():
+        # a value that is only ${VAR} takes the variable's YAML type: ${N:-8} is the integer 8
+        try:
+            parsed = yaml.safe_load(result)
+        except yaml.YAMLError:
+            return result
+        if isinstance(parsed, (bool, int, float)):
+            return parsed
+    return result
 
 
 def _origin_of(origin: Mapping[str, str], dotted: str) -> str:

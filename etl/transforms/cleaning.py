@@ -17,6 +17,7 @@ from etl._typing import Transform
 from etl.transforms.functions import null_if_in
 
 ERRORS = "_errors"
+_INTEGRAL = {"tinyint", "smallint", "int", "integer", "bigint", "long", "short", "byte"}
 
 
 def _with_errors(df: DataFrame) -> DataFrame:
@@ -51,22 +52,23 @@ def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Tra
         if missing:
             raise ValueError(f"cast_columns: columns {missing} not in {df.columns}")
         df = _with_errors(df)
-        checks = []
+        checks, parsed = [], {}
         for name, type_ in types.items():
             raw = null_if_in(name, na_values)
+            value = raw.cast(type_)
+            if type_ in _INTEGRAL:  # Spark casts '1.5' to 1; a fraction is not an integer
+                value = F.when(raw.rlike(r"^[+-]?\d+$"), value)
+            parsed[name] = value
             if type_ != "string":
                 checks.append(
                     (
-                        raw.isNotNull() & raw.cast(type_).isNull(),
+                        raw.isNotNull() & value.isNull(),
                         F.format_string(f"{name}: cannot parse '%s' as {type_}", raw),
                     )
                 )
         with_reasons = _add_errors(df, checks)
         return with_reasons.select(
-            *[
-                null_if_in(c, na_values).cast(types[c]).alias(c) if c in types else F.col(c)
-                for c in with_reasons.columns
-            ]
+            *[parsed[c].alias(c) if c in parsed else F.col(c) for c in with_reasons.columns]
         )
 
     return transform

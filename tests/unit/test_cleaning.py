@@ -293,3 +293,16 @@ def test_latest_per_key_refuses_empty_arguments(keys, order_by, message):
     with pytest.raises(ValueError) as info:
         latest_per_key(keys, order_by)
     assert str(info.value) == message
+
+
+def test_cast_columns_rejects_a_fraction_for_an_integer_column(spark):
+    df = spark.createDataFrame([("a", "2013", "1.5", "39", None, "UA")], RAW)
+
+    actual = df.transform(cast_columns(TYPES, NA))
+
+    expected = spark.createDataFrame(
+        [("a", 2013, None, 39.0, None, "UA", ["dep_delay: cannot parse '1.5' as int"])],
+        "id string, year int, dep_delay int, temp double, time_hour timestamp, carrier string, "
+        + ERRORS,
+    )
+    assert_df_equality(actual, expected)

@@ -437,3 +437,19 @@ def test_quality_rules_for_an_unknown_target(conf):
         "'bronze_flights', 'bronze_planes', 'bronze_weather', 'gold_performance', "
         "'silver_flights']"
     )
+
+
+def test_set_of_a_spark_setting_keeps_its_dotted_name(conf_dir):
+    config = load_job_config(
+        "flights", directory=conf_dir, overrides=["spark.conf.spark.sql.ansi.enabled=true"]
+    )
+
+    assert config.spark.conf["spark.sql.ansi.enabled"] == "true"
+
+
+def test_a_value_that_is_only_an_env_reference_takes_its_yaml_type(conf):
+    base = conf / "base.yml"
+    base.write_text(base.read_text().replace("shuffle_partitions: 4", "shuffle_partitions: ${N:-8}"))
+
+    assert load_job_config("flights", directory=conf, environ={}).spark.shuffle_partitions == 8
+    assert load_job_config("flights", directory=conf, environ={"N": "3"}).spark.shuffle_partitions == 3
