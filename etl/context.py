@@ -94,6 +94,8 @@ class RunContext:
     rows_filtered: int = 0
     quality: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: ``etl run --from-staging RUN_ID``: redo transform and load from that run's staged extracts.
+    staged_run: str | None = None
 
     @property
     def log(self) -> Any:

@@ -60,3 +60,7 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, EtlError):
         return exc.exit_code
     return EXIT_FAILURE
+
+
+class StateError(EtlError):
+    """Run state (watermarks, staged extracts) is missing, unreadable or cannot be written."""
