@@ -27,7 +27,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from etl import storage
-from etl.errors import EtlError, SourceError, StateError
+from etl.errors import EtlError, SourceError, StateError, jvm_error_text
 
 MANIFEST = "_manifest.json"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -69,9 +69,10 @@ class Staging:
             df.write.mode("errorifexists").parquet(path)
         except EtlError:
             raise
-        except Exception as exc:  # the source is read while staging: name it
-            first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-            raise SourceError(f"source {source}: extracting to {path} failed: {first}") from None
+        except Exception as exc:  # noqa: BLE001 - the source is read while staging: name it
+            raise SourceError(
+                f"source {source}: extracting to {path} failed: {jvm_error_text(exc)}"
+            ) from None
         staged = self.spark.read.parquet(path)
         content = {**manifest, "source": source, "run_id": run_id, "rows": staged.count()}
         storage.write_text(self.spark, f"{path}/{MANIFEST}", json.dumps(content, default=str))

@@ -97,4 +97,4 @@ def read_text(spark: SparkSession, path: str) -> str:
     return bytes(data).decode("utf-8")
 
 
-__all__ = ["configure_s3a", "delete", "glob", "read_text", "write_text", "s3a_options"]
+__all__ = ["configure_s3a", "delete", "glob", "read_text", "s3a_options", "write_text"]

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, Union
+from typing import Literal
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -27,7 +27,7 @@ from pyspark.sql import types as T
 from etl.errors import StateError
 from etl.writers.delta import DeltaMerge, table_exists
 
-WatermarkValue = Union[dt.datetime, dt.date, int]
+WatermarkValue = dt.datetime | dt.date | int
 Kind = Literal["timestamp", "date", "integer"]
 
 SCHEMA = T.StructType(
@@ -126,7 +126,7 @@ class WatermarkStore:
         run's targets have committed). Nothing is written for an empty mapping."""
         if not positions:
             return
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         rows = [
             (job, source, column, kind_of(value), format_value(value), run_id, now)
             for source, (column, value) in sorted(positions.items())

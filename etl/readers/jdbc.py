@@ -35,7 +35,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import JdbcConfig, JdbcCredentials
-from etl.errors import ConfigError, SourceError
+from etl.errors import ConfigError, SourceError, jvm_error_text
 from etl.watermarks import Watermark, WatermarkValue
 from etl.writers.delta import sql_literal
 
@@ -85,7 +85,7 @@ def parse_lookback(text: str) -> dt.timedelta | int | None:
 def _lower_bound(stored: WatermarkValue, lookback: dt.timedelta | int | None) -> WatermarkValue:
     if lookback is None:
         return stored
-    if isinstance(stored, dt.datetime) or isinstance(stored, dt.date):
+    if isinstance(stored, (dt.datetime, dt.date)):
         if not isinstance(lookback, dt.timedelta):
             raise SourceError(f"a look-back for a time watermark must be a duration, got {lookback}")
         return stored - lookback
@@ -171,11 +171,6 @@ def _reader(spark: SparkSession, jdbc: JdbcConfig, user: str, password: str) -> 
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-
-
 def read_jdbc(
     spark: SparkSession,
     jdbc: JdbcConfig,
@@ -236,8 +231,8 @@ def read_jdbc(
         df = reader.load()
     except (SourceError, ConfigError):
         raise
-    except Exception as exc:  # py4j/JDBC errors: name the source, keep the first line only
-        raise SourceError(f"source {source_name}: JDBC read failed: {_first_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - py4j/JDBC errors: name the source, one line
+        raise SourceError(f"source {source_name}: JDBC read failed: {jvm_error_text(exc)}") from None
     return JdbcExtract(
         source=source_name, df=df, query=query, watermark=range_, partitions=partitions
     )
