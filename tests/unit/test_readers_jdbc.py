@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from etl.config import JdbcCredentials, JdbcIncremental, JdbcPartitioning, load_job_config
+from etl.config import (
+    JdbcCredentials,
+    JdbcIncremental,
+    JdbcPartitioning,
+    load_job_config,
+)
 from etl.errors import ConfigError, SourceError
 from etl.readers.jdbc import parse_lookback, resolve_credentials
 
@@ -55,15 +60,15 @@ def test_the_shop_sources_are_typed(conf_dir):
          "sources.order_items.jdbc.partitioning.num_partitions: expected at least 1, got 0"),
         ("credentials: {user_env: ETL_PG_USER, password_env: ETL_PG_PASSWORD}",
          "credentials: {user_env: ETL_PG_USER, password_env: ETL_PG_PASSWORD, secret_id: s}",
-         "sources.customers.jdbc.credentials: give either secret_id or user_env and "
-         "password_env"),
+         ("sources.customers.jdbc.credentials: give either secret_id or user_env and "
+         "password_env")),
         ("credentials: {user_env: ETL_PG_USER, password_env: ETL_PG_PASSWORD}",
          "credentials: {user_env: ETL_PG_USER}",
          "sources.customers.jdbc.credentials: give both user_env and password_env"),
         ("credentials: {user_env: ETL_PG_USER, password_env: ETL_PG_PASSWORD}",
          "credentials: {user_env: ETL_PG_USER, password: hunter2}",
-         "sources.customers.jdbc.credentials.password: unknown key (allowed: password_env, "
-         "region, secret_id, user_env)"),
+         ("sources.customers.jdbc.credentials.password: unknown key (allowed: password_env, "
+         "region, secret_id, user_env)")),
     ],
 )
 def test_broken_jdbc_sources_are_named_with_file_and_key(conf, old, new, message):
