@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from etl.config import JobConfig
 from etl.context import RunContext
-from etl.errors import ConfigError, EtlError
+from etl.errors import ConfigError
 from etl.quality import audit
 from etl.readers.jdbc import read_jdbc
 from etl.staging import StagedExtract, Staging
@@ -112,11 +112,7 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
             ctx.rows_loaded += loaded
             ctx.rows_filtered += valid_rows - loaded
         step.rows_out = ctx.rows_loaded
-        if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
-            raise EtlError(
-                f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
-                f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
-            )
+        ctx.check_reconciled()
 
     with ctx.step("audit") as step:
         step.rows_in = ctx.rows_loaded
