@@ -12,8 +12,8 @@ from etl.cli import main
     ("args", "message"),
     [
         (["run", "flights", "--from-staging", "20261126T010342Z-1f0c2a9b"],
-         "etl: error: conf/jobs/flights.yml: staging.enabled: job flights does not stage its "
-         "extracts, so it cannot re-run from staging (set staging.enabled: true)\n"),
+         ("etl: error: conf/jobs/flights.yml: staging.enabled: job flights does not stage its "
+         "extracts, so it cannot re-run from staging (set staging.enabled: true)\n")),
         (["run", "shop", "--from-staging", "r1", "--date", "2026-01-01"],
          "etl: error: use either --from-staging or dates, not both\n"),
     ],
