@@ -115,8 +115,8 @@ def resolve_credentials(
 
 
 def _secret_credentials(source_name: str, credentials: JdbcCredentials) -> tuple[str, str]:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    import boto3  # type: ignore[import-untyped]
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
     secret = credentials.secret_id
     try:
