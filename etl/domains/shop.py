@@ -66,7 +66,10 @@ def _extract(
             "high": None if mark.high is None else format_value(mark.high),
             "kind": None if mark.high is None else kind_of(mark.high),
         }
-    return staging.stage(name, ctx.run_id, ctx.started_at.date(), extract.df, manifest)
+    staged = staging.stage(name, ctx.run_id, ctx.started_at.date(), extract.df, manifest)
+    ctx.log.info("source extracted", source=name, path=staged.path, **{
+        k: v for k, v in staged.manifest.items() if k in ("rows", "query", "watermark")})
+    return staged
 
 
 def _positions(staged: dict[str, StagedExtract]) -> dict[str, tuple[str, Any]]:
