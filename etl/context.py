@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl._typing import Layer, RunMode
+from etl.errors import EtlError
 from etl.logs import get_logger
 
 
@@ -94,6 +95,8 @@ class RunContext:
     rows_filtered: int = 0
     quality: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: ``etl run --from-staging RUN_ID``: redo transform and load from that run's staged extracts.
+    staged_run: str | None = None
 
     @property
     def log(self) -> Any:
@@ -126,6 +129,14 @@ class RunContext:
     def note(self, message: str, **fields: Any) -> None:
         self.notes.append(message)
         self.log.warning(message, **fields)
+
+    def check_reconciled(self) -> None:
+        """Raise `EtlError` unless read = loaded + quarantined + filtered."""
+        if self.rows_read != self.rows_loaded + self.rows_quarantined + self.rows_filtered:
+            raise EtlError(
+                f"row counts do not reconcile: read {self.rows_read} != loaded {self.rows_loaded}"
+                f" + quarantined {self.rows_quarantined} + filtered {self.rows_filtered}"
+            )
 
 
 def new_run_id() -> str:

@@ -60,3 +60,15 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, EtlError):
         return exc.exit_code
     return EXIT_FAILURE
+
+
+class StateError(EtlError):
+    """Run state (watermarks, staged extracts) is missing, unreadable or cannot be written."""
+
+
+def jvm_error_text(exc: BaseException) -> str:
+    """One line describing a failure from Spark: the JVM exception's own message for a py4j
+    error (rather than py4j's "An error occurred while calling o61.load"), else the first line."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(exc)
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)

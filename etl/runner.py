@@ -21,6 +21,7 @@ from etl.errors import ConfigError, QualityGateError
 from etl.logs import bind_run, get_logger
 from etl.runlog import FAILED, QUALITY_FAILED, SUCCEEDED, record_run
 from etl.session import get_spark
+from etl.storage import configure_s3a
 
 JobFunction = Callable[[SparkSession, RunContext, JobConfig], Any]
 
@@ -70,6 +71,20 @@ def new_context(
     return ctx
 
 
+def check_from_staging(config: JobConfig, staged_run: str | None, dated: bool) -> None:
+    """``--from-staging`` needs a job that stages its extracts, and no dates."""
+    if staged_run is None:
+        return
+    if dated:
+        raise ConfigError("use either --from-staging or dates, not both")
+    if not config.staging.enabled:
+        raise ConfigError(
+            f"job {config.job.name} does not stage its extracts, so it cannot re-run from "
+            "staging (set staging.enabled: true)",
+            file=f"conf/jobs/{config.job.name}.yml", key="staging.enabled",
+        )
+
+
 def run_job(
     config: JobConfig,
     *,
@@ -77,14 +92,19 @@ def run_job(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     run_id: str | None = None,
+    from_staging: str | None = None,
 ) -> RunContext:
     """Run the job of ``config``; return its context (rows, writes, steps, quality).
 
     Without dates the run is incremental; with ``date_from``/``date_to`` it reprocesses exactly
-    those logical dates. The run record is appended under ``<warehouse>/_etl/runs`` in every case.
+    those logical dates; with ``from_staging`` it redoes the transform and load of that earlier
+    run from its staged extracts, without reading the sources. The run record is appended under
+    ``<warehouse>/_etl/runs`` in every case.
     """
     entry = resolve_entrypoint(config)
+    check_from_staging(config, from_staging, date_from is not None)
     ctx = new_context(config, date_from, date_to, run_id)
+    ctx.staged_run = from_staging
     bind_run(
         job=ctx.job, run_id=ctx.run_id, env=ctx.env, mode=ctx.mode,
         date_from=str(date_from) if date_from else None,
@@ -92,7 +112,8 @@ def run_job(
     )
     log = get_logger("etl.run")
     session = spark or get_spark(config.spark)
-    log.info("run started", warehouse=ctx.warehouse.root)
+    configure_s3a(session, config.s3)
+    log.info("run started", warehouse=ctx.warehouse.root, from_staging=from_staging)
     try:
         entry(session, ctx, config)
     except QualityGateError as exc:

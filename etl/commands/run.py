@@ -31,6 +31,11 @@ def register(commands: Any) -> None:
     run.add_argument("--from", dest="date_from", type=parse_date, help="first logical date to reprocess")
     run.add_argument("--to", dest="date_to", type=parse_date, help="last logical date to reprocess")
     run.add_argument(
+        "--from-staging", metavar="RUN_ID",
+        help="redo the transform and load of run RUN_ID from its staged extracts, without "
+        "reading the sources (jobs with staging.enabled)",
+    )
+    run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a configuration value, e.g. --set spark.shuffle_partitions=8 (repeatable)",
     )
@@ -40,7 +45,7 @@ def register(commands: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from etl import logs
     from etl.config import load_job_config
-    from etl.runner import check_dates, resolve_entrypoint
+    from etl.runner import check_dates, check_from_staging, resolve_entrypoint
 
     if args.date and (args.date_from or args.date_to):
         raise ConfigError("use either --date or --from/--to, not both")
@@ -51,13 +56,16 @@ def handle(args: argparse.Namespace) -> int:
         args.job, env=args.env, overrides=args.overrides, directory=args.conf_dir
     )
     resolve_entrypoint(config)
+    check_from_staging(config, args.from_staging, date_from is not None)
     logs.configure(config.logging.format, config.logging.level)
 
     from etl.runner import run_job
     from etl.summary import print_summary
 
     try:
-        ctx = run_job(config, date_from=date_from, date_to=date_to)
+        ctx = run_job(
+            config, date_from=date_from, date_to=date_to, from_staging=args.from_staging
+        )
     except EtlError as exc:
         print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exit_code(exc)

@@ -18,8 +18,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.utils import AnalysisException
 
+from etl._typing import Transform
 from etl.config import SourceConfig
 from etl.errors import SchemaMismatchError, SourceError
+from etl.transforms.cleaning import reject_malformed
 
 CORRUPT = "_corrupt_record"
 METADATA_COLUMNS = ("_source_file", "_source_modified", "_run_id", "_ingested_at")
@@ -81,6 +83,14 @@ def raw_schema(columns: Sequence[str]) -> StructType:
     )
 
 
+#: Why the reader could not use a record, per format (the quarantine's reason).
+MALFORMED_REASONS = {
+    "csv": "malformed record: wrong number of fields",
+    "json": "malformed record: not valid JSON",
+    "jsonl": "malformed record: not valid JSON",
+}
+
+
 def read_landed(
     spark: SparkSession,
     files: Sequence[LandedFile],
@@ -90,25 +100,51 @@ def read_landed(
     run_id: str,
     ingested_at: dt.datetime,
 ) -> DataFrame:
-    """The rows of ``files`` as strings, plus ``_source_file``, ``_source_modified``, ``_run_id``
-    and ``_ingested_at``; malformed records keep their raw text in ``_corrupt_record``."""
+    """The rows of ``files`` in the configured columns, plus ``_corrupt_record``,
+    ``_source_file``, ``_source_modified``, ``_run_id`` and ``_ingested_at``.
+
+    By format (never inferring a schema):
+
+    * ``csv``, ``json`` (one document per file, ``multiLine``), ``jsonl`` (one object per line):
+      the configured columns as strings; a record that does not parse keeps its raw text in
+      ``_corrupt_record`` (quarantine it with `malformed_records`). A CSV header that does not
+      match the columns fails when the frame is read (see `explain_read_failure`).
+    * ``parquet``: the configured columns with the file's types; a file without one of them
+      raises `SchemaMismatchError` naming the file and the column, before any data is read.
+    * ``text``: one row per line in the column ``value``.
+
+    ``delta`` tables are read with `read_table`, not as files.
+    """
     if not files:
         raise SourceError(f"source {source_name}: no files to read")
-    if source.format != "csv":
-        raise SourceError(f"source {source_name}: format {source.format!r} is not supported yet")
-    if not source.columns:
+    fmt = source.format
+    if fmt == "delta":
+        raise SourceError(f"source {source_name}: a delta source is a table: use read_table")
+    columns = list(source.columns) or (["value"] if fmt == "text" else [])
+    if not columns:
         raise SourceError(f"source {source_name}: no columns configured")
-    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "enforceSchema": "false"}
-    options.update(source.options)
+    if fmt == "text" and columns != ["value"]:
+        raise SourceError(f"source {source_name}: a text source has the one column 'value'")
+    paths = [f.path for f in files]
     try:
-        df = (
-            spark.read.format("csv")
-            .options(**options)
-            .schema(raw_schema(source.columns))
-            .load([f.path for f in files])
-        )
+        if fmt == "parquet":
+            _check_parquet_columns(spark, paths, columns, source_name)
+            df = spark.read.options(**source.options).parquet(*paths)
+            df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+        elif fmt == "text":
+            df = spark.read.options(**source.options).text(paths)
+            df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+        else:
+            options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+            if fmt == "csv":
+                options["enforceSchema"] = "false"
+            if fmt == "json":
+                options["multiLine"] = "true"
+            options.update(source.options)
+            reader = spark.read.format("json" if fmt == "jsonl" else fmt).options(**options)
+            df = reader.schema(raw_schema(columns)).load(paths)
         return df.select(
-            *source.columns,
+            *columns,
             CORRUPT,
             F.col("_metadata.file_path").alias("_source_file"),
             F.col("_metadata.file_modification_time").alias("_source_modified"),
@@ -116,7 +152,47 @@ def read_landed(
             F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
         )
     except AnalysisException as exc:
-        raise SourceError(f"source {source_name}: cannot read {[f.path for f in files]}: {exc}") from exc
+        raise SourceError(f"source {source_name}: cannot read {paths}: {exc}") from exc
+
+
+def _check_parquet_columns(
+    spark: SparkSession, paths: Sequence[str], columns: Sequence[str], source_name: str
+) -> None:
+    """Every file has every configured column (its footer is read, not its rows)."""
+    for path in paths:
+        present = spark.read.parquet(path).columns
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise SchemaMismatchError(
+                f"source {source_name}: file {path} has no column {missing[0]!r} "
+                f"(its columns: {', '.join(present)})"
+            )
+
+
+def read_table(
+    spark: SparkSession, path: str, source: SourceConfig, *, source_name: str
+) -> DataFrame:
+    """A ``delta`` source: the table's configured columns (all of them when none are
+    configured); a configured column the table lacks raises `SchemaMismatchError` naming it."""
+    try:
+        df = spark.read.format("delta").load(path)
+    except AnalysisException as exc:
+        raise SourceError(f"source {source_name}: cannot read delta table {path}: {exc}") from exc
+    missing = [c for c in source.columns if c not in df.columns]
+    if missing:
+        raise SchemaMismatchError(
+            f"source {source_name}: delta table {path} has no column {missing[0]!r} "
+            f"(its columns: {', '.join(df.columns)})"
+        )
+    return df.select(*source.columns) if source.columns else df
+
+
+def malformed_records(source_format: str) -> Transform:
+    """Add the format's reason (`MALFORMED_REASONS`) to ``_errors`` for every record the reader
+    could not parse; `etl.transforms.cleaning.split_rejected` then separates them, and
+    `etl.writers.quarantine.write_quarantine` keeps them with their raw text when
+    ``_corrupt_record`` is among the record columns."""
+    return reject_malformed(CORRUPT, MALFORMED_REASONS.get(source_format, "malformed record"))
 
 
 def explain_read_failure(source_name: str, exc: Exception) -> SourceError:

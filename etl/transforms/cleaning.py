@@ -85,18 +85,17 @@ def require(columns: Sequence[str]) -> Transform:
     return transform
 
 
-def reject_malformed(corrupt_column: str = "_corrupt_record") -> Transform:
-    """Add the reason ``"malformed record: wrong number of fields"`` where the reader kept the
-    raw text of a record it could not split into the configured columns."""
+def reject_malformed(
+    corrupt_column: str = "_corrupt_record",
+    reason: str = "malformed record: wrong number of fields",
+) -> Transform:
+    """Add ``reason`` (by default ``"malformed record: wrong number of fields"``, the CSV case)
+    where the reader kept the raw text of a record it could not parse."""
 
     def transform(df: DataFrame) -> DataFrame:
         if corrupt_column not in df.columns:
             return _with_errors(df)
-        return _add_errors(
-            df,
-            [(F.col(corrupt_column).isNotNull(),
-              F.lit("malformed record: wrong number of fields"))],
-        )
+        return _add_errors(df, [(F.col(corrupt_column).isNotNull(), F.lit(reason))])
 
     return transform
 

@@ -24,7 +24,7 @@ from etl.config import (
 from etl.errors import EXIT_USAGE, ConfigError
 
 SPARK_KEYS = "app_name, conf, driver_memory, jars_dir, log_level, master, shuffle_partitions"
-TOP_KEYS = "env, job, logging, params, paths, quality, sources, spark, targets"
+TOP_KEYS = "env, job, logging, params, paths, quality, s3, sources, spark, staging, targets"
 
 
 @pytest.fixture()
@@ -398,9 +398,7 @@ def test_missing_base_file(conf):
 def test_unknown_job(conf_dir):
     error = config_error("nope", directory=conf_dir, environ={})
 
-    assert str(error) == (
-        f"{conf_dir / 'jobs' / 'nope.yml'}: unknown job 'nope' (known jobs: flights)"
-    )
+    assert str(error) == f"{conf_dir / 'jobs' / 'nope.yml'}: unknown job 'nope' (known jobs: flights, shop)"
 
 
 def test_job_name_must_be_a_simple_identifier(conf_dir):

@@ -1,0 +1,114 @@
+"""``etl state show|set|reset``: inspect and rewind a job's watermarks (for backfills)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from etl.errors import EXIT_OK, ConfigError
+
+
+def register(commands: Any) -> None:
+    state = commands.add_parser(
+        "state", help="show or rewind a job's watermarks",
+        description="Watermarks say how far each source of a job has been extracted; they live "
+        "in <warehouse>/_etl/state/watermarks and advance only after a run's targets committed.",
+    )
+    actions = state.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    show = actions.add_parser("show", help="the job's watermarks and ingested files per source")
+    show.add_argument("job")
+
+    set_ = actions.add_parser(
+        "set", help="set a source's watermark (the next run reads rows past VALUE)",
+        description="Set the watermark of SOURCE: an integer (id columns), a date (YYYY-MM-DD) "
+        "or a timestamp (YYYY-MM-DD HH:MM:SS). The next run reads the rows past it.",
+    )
+    set_.add_argument("job")
+    set_.add_argument("source")
+    set_.add_argument("value")
+
+    reset = actions.add_parser(
+        "reset", help="forget watermarks: the next run extracts those sources in full"
+    )
+    reset.add_argument("job")
+    reset.add_argument("source", nargs="?", help="only this source (default: every source)")
+    for parser in (show, set_, reset):
+        parser.add_argument("--env", default="local", help="environment overlay (default: local)")
+        parser.set_defaults(handler=handle)
+
+
+def _incremental_column(config: Any, source: str) -> str:
+    """The watermark column of a configured incremental JDBC source (a ConfigError otherwise)."""
+    where = {"file": f"conf/jobs/{config.job.name}.yml", "key": f"sources.{source}"}
+    if source not in config.sources:
+        raise ConfigError(f"no source {source!r}; configured: {sorted(config.sources)}", **where)
+    jdbc = config.sources[source].jdbc
+    if jdbc is None or jdbc.incremental is None:
+        raise ConfigError("not an incremental source (no jdbc.incremental)", **where)
+    return str(jdbc.incremental.column)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from etl.config import load_job_config
+
+    config = load_job_config(args.job, env=args.env, directory=args.conf_dir)
+    column = None
+    if args.action == "set":
+        from etl.errors import StateError
+        from etl.watermarks import parse_value
+
+        column = _incremental_column(config, args.source)
+        try:
+            value = parse_value(args.value)
+        except StateError as exc:  # a usage error, reported before Spark starts
+            raise ConfigError(str(exc), key="VALUE") from None
+    elif args.action == "reset" and args.source:
+        _incremental_column(config, args.source)
+
+    from etl.context import Warehouse
+    from etl.runlog import format_table
+    from etl.session import get_spark
+    from etl.storage import configure_s3a
+    from etl.watermarks import WatermarkStore, format_value
+
+    spark = get_spark(config.spark)
+    configure_s3a(spark, config.s3)
+    warehouse = Warehouse.at(config.paths.warehouse)
+    store = WatermarkStore(spark, warehouse.records("state/watermarks"))
+    if args.action == "set":
+        assert column is not None
+        store.advance(args.job, {args.source: (column, value)}, run_id="etl state set")
+        print(f"{args.job}/{args.source}: watermark on {column} set to {format_value(value)}")
+    elif args.action == "reset":
+        removed = store.reset(args.job, args.source)
+        what = f"{args.job}/{args.source}" if args.source else args.job
+        print(f"{what}: {removed} watermark(s) removed; the next run extracts in full")
+    else:
+        marks = store.all(args.job)
+        print(format_table(
+            ["source", "column", "kind", "value", "run_id", "updated_at"],
+            [(w.source, w.column, w.kind, format_value(w.value), w.run_id, w.updated_at)
+             for w in marks],
+        ) if marks else f"{args.job}: no watermarks stored")
+        _print_ledger(spark, warehouse.records("state/files"), args.job)
+    return EXIT_OK
+
+
+def _print_ledger(spark: Any, path: str, job: str) -> None:
+    from pyspark.sql import functions as F
+
+    from etl.runlog import format_table
+    from etl.writers.delta import table_exists
+
+    if not table_exists(spark, path):
+        return
+    rows = (
+        spark.read.format("delta").load(path).where(F.col("job") == job).groupBy("source")
+        .agg(F.count("*").alias("files"), F.max("ingested_at").alias("last_ingested"))
+        .orderBy("source").collect()
+    )
+    if rows:
+        print()
+        print(format_table(["source", "files ingested", "last ingested"],
+                           [(r.source, r.files, r.last_ingested) for r in rows]))

@@ -1,0 +1,119 @@
+"""The staging area: every extract lands raw, before any transform, under
+``<warehouse>/staging/<source>/<ingest_date>/<run_id>/`` (Parquet, the rows exactly as read,
+plus ``_manifest.json`` saying what was read: rows, watermark range, query or files).
+
+A job reads its batch back from the staged copy, so the source is read exactly once per run and
+``etl run JOB --from-staging RUN_ID`` can redo the transform and load of that run from the same
+bytes without touching the source. Staged days older than ``staging.retention_days`` are deleted
+after a successful run.
+
+Example::
+
+    staging = Staging(spark, ctx.warehouse.root + "/staging")
+    staged = staging.stage("orders", ctx.run_id, ctx.started_at.date(), extract.df,
+                           {"query": extract.query})
+    batch = staged.df            # read back from the staged Parquet
+    staging.read("orders", "20261126T010342Z-1f0c2a9b").df   # a replay
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from etl import storage
+from etl.errors import EtlError, SourceError, StateError, jvm_error_text
+
+MANIFEST = "_manifest.json"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+@dataclass(frozen=True)
+class StagedExtract:
+    """A staged extract: where it is, its rows (read back from the staged Parquet) and its
+    manifest."""
+
+    source: str
+    run_id: str
+    path: str
+    df: DataFrame
+    manifest: dict[str, Any]
+
+
+class Staging:
+    """The staging area under ``root`` (``<warehouse>/staging``)."""
+
+    def __init__(self, spark: SparkSession, root: str):
+        self.spark = spark
+        self.root = root.rstrip("/")
+
+    def path(self, source: str, ingest_date: dt.date, run_id: str) -> str:
+        return f"{self.root}/{source}/{ingest_date.isoformat()}/{run_id}"
+
+    def stage(
+        self,
+        source: str,
+        run_id: str,
+        ingest_date: dt.date,
+        df: DataFrame,
+        manifest: dict[str, Any],
+    ) -> StagedExtract:
+        """Write ``df`` unchanged and its manifest; return the staged copy (read back)."""
+        path = self.path(source, ingest_date, run_id)
+        try:
+            df.write.mode("errorifexists").parquet(path)
+        except EtlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the source is read while staging: name it
+            raise SourceError(
+                f"source {source}: extracting to {path} failed: {jvm_error_text(exc)}"
+            ) from None
+        staged = self.spark.read.parquet(path)
+        content = {**manifest, "source": source, "run_id": run_id, "rows": staged.count()}
+        storage.write_text(self.spark, f"{path}/{MANIFEST}", json.dumps(content, default=str))
+        return StagedExtract(source=source, run_id=run_id, path=path, df=staged, manifest=content)
+
+    def find(self, source: str, run_id: str) -> str:
+        """The staged folder of ``source`` for ``run_id``; `StateError` when there is none."""
+        if not _RUN_ID.match(run_id):
+            raise StateError(f"not a run id: {run_id!r}")
+        found = storage.glob(self.spark, f"{self.root}/{source}/*/{run_id}")
+        if not found:
+            raise StateError(
+                f"no staged extract of source {source} for run {run_id} under {self.root}"
+            )
+        return found[0]
+
+    def read(self, source: str, run_id: str) -> StagedExtract:
+        """A staged extract of an earlier run (for ``--from-staging``)."""
+        path = self.find(source, run_id)
+        manifest = json.loads(storage.read_text(self.spark, f"{path}/{MANIFEST}"))
+        return StagedExtract(
+            source=source, run_id=run_id, path=path, df=self.spark.read.parquet(path),
+            manifest=manifest,
+        )
+
+    def purge(self, retention_days: int, today: dt.date) -> list[str]:
+        """Delete the staged days older than ``retention_days`` before ``today`` (every source);
+        return the deleted folders. ``retention_days = 0`` keeps everything."""
+        if retention_days <= 0:
+            return []
+        cutoff = today - dt.timedelta(days=retention_days)
+        deleted = []
+        for folder in storage.glob(self.spark, f"{self.root}/*/*"):
+            name = folder.rstrip("/").rsplit("/", 1)[-1]
+            try:
+                day = dt.date.fromisoformat(name)
+            except ValueError:
+                continue
+            if day < cutoff and storage.delete(self.spark, folder):
+                deleted.append(folder)
+        return deleted
+
+
+__all__ = ["MANIFEST", "StagedExtract", "Staging"]
