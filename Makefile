@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo test test-unit lint dist clean
+.PHONY: help setup jars landing demo test test-unit lint dist airflow-venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,8 +43,17 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check etl jobs scripts tests
 	$(VENV)/bin/mypy etl
 
-dist: setup  ## the wheel in dist/
-	$(PY) -m pip wheel -q --no-deps -w dist .
+dist: setup  ## cluster artefacts in dist/: wheel, deps.zip, conf.zip, jobs/ (scripts/build_dist.py)
+	$(PY) scripts/build_dist.py --out dist
+
+AIRFLOW_VENV ?= .venv-airflow
+$(AIRFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --disable-pip-version-check "apache-airflow==2.10.5" \
+	  "apache-airflow-providers-amazon" "apache-airflow-providers-google"
+	touch $@
+
+airflow-venv: $(AIRFLOW_VENV)/.installed  ## Airflow 2.10 in .venv-airflow (for the DAG tests; slow)
 
 clean:  ## remove generated files (not the virtualenv or jars)
 	rm -rf build dist *.egg-info warehouse landing spark-warehouse

@@ -155,8 +155,8 @@ class DeploySettings:
     """How jobs are shipped to clusters: the built artefacts (``make dist``) and the targets."""
 
     dist_dir: str = "dist"
-    #: The environment overlay the job runs with on the cluster.
-    env: str = "prod"
+    #: Environment variables of the driver and executors on the cluster (e.g. ETL_WAREHOUSE).
+    environment: dict[str, str] = field(default_factory=dict)
     emr: EmrSettings = field(default_factory=EmrSettings)
     dataproc: DataprocSettings = field(default_factory=DataprocSettings)
 
