@@ -50,7 +50,7 @@ AIRFLOW_VENV ?= .venv-airflow
 $(AIRFLOW_VENV)/.installed:
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/pip install -q --disable-pip-version-check "apache-airflow==2.10.5" \
-	  "apache-airflow-providers-amazon" "apache-airflow-providers-google"
+	  "apache-airflow-providers-amazon==9.17.0" "apache-airflow-providers-google==19.0.0"
 	touch $@
 
 airflow-venv: $(AIRFLOW_VENV)/.installed  ## Airflow 2.10 in .venv-airflow (for the DAG tests; slow)

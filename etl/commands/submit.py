@@ -173,7 +173,7 @@ def submit_dataproc(args: argparse.Namespace, config: Any, artefacts: Any,
                           "submit_job": json.loads(dataproc.to_json(request))}, indent=2))
         return EXIT_OK
     try:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
     except ImportError as exc:
         raise ConfigError("uploading to gs:// needs google-cloud-storage: pip install "
                           "google-cloud-storage (or copy the files listed by --dry-run)") from exc

@@ -24,7 +24,7 @@ ENV_PREFIXES = ("spark.yarn.appMasterEnv.", "spark.executorEnv.")
 
 def aws_client(service: str, settings: EmrSettings) -> Any:
     """A boto3 client for the configured region (and endpoint, e.g. a local API server)."""
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     return boto3.client(service, region_name=settings.region,
                         endpoint_url=settings.endpoint_url or None)
