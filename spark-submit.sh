@@ -29,7 +29,7 @@ dry_run=0
 dist=""
 extra_conf=()
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -82,7 +82,9 @@ else
 fi
 [[ -f "$entry" ]] || { echo "spark-submit.sh: no entrypoint $entry for job '$job'" >&2; exit 2; }
 
-if [[ $use_packages -eq 1 ]]; then
+if [[ $use_packages -eq 1 && -n "$dist" ]]; then
+  jars=(--packages "$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$dist/jars.txt" | paste -sd, -)")
+elif [[ $use_packages -eq 1 ]]; then
   jars=(--packages "$("$python" "$here/scripts/resolve_jars.py" --packages)")
 else
   shopt -s nullglob
