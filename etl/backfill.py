@@ -16,7 +16,7 @@ state is its latest row (`BackfillLedger.current` also counts its attempts)::
 ``failed``. Appends never conflict, so the ledger costs one small commit per change. A rerun of the same range skips the succeeded dates and runs the others (failed,
 pending, and ``running`` ones left by a killed process), so each date is processed successfully
 exactly once; ``force`` runs every date again. The worker threads only run jobs; this thread
-writes the ledger. An interrupt (Ctrl-C) marks the
+writes the ledger. ``ETL_PARENT_RUN_ID`` holds the backfill's own id while it runs. An interrupt (Ctrl-C) marks the
 running dates ``failed`` before it propagates.
 """
 
@@ -35,6 +35,7 @@ from etl.config import JobConfig
 from etl.context import Warehouse, new_run_id
 from etl.errors import ConfigError
 from etl.logs import get_logger
+from etl.pipeline import parent_run
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 LEDGER_SCHEMA = T.StructType([
@@ -154,7 +155,7 @@ def run_backfill(
              batches=len(batches), batch=batch, parallel=parallel)
 
     running: dict[Future[Any], tuple[list[dt.date], str]] = {}
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="etl-backfill") as pool:
+    with parent_run(new_run_id()), ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="etl-backfill") as pool:
         try:
             queue = list(batches)
             while queue or running:

@@ -246,6 +246,21 @@ def succeeded_for(spark: object, configs: dict[str, JobConfig], date: dt.date) -
 
 
 @contextmanager
+def parent_run(run_id: str) -> Iterator[None]:
+    """Set ``ETL_PARENT_RUN_ID`` to ``run_id`` for the runs started in this block (a pipeline's
+    or a backfill's jobs), restoring the previous value afterwards."""
+    previous = os.environ.get(PARENT_RUN_ID)
+    os.environ[PARENT_RUN_ID] = run_id
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PARENT_RUN_ID, None)
+        else:
+            os.environ[PARENT_RUN_ID] = previous
+
+
+@contextmanager
 def spark_timeout(spark: object, seconds: int | None, label: str) -> Iterator[threading.Event]:
     """Cancel the Spark jobs started in this block once ``seconds`` have passed; the yielded
     event is set if that happened."""
@@ -303,9 +318,7 @@ def run_pipeline(
                                           logical_date=str(date))
     outcomes: dict[str, JobOutcome] = {}
     done = set() if force else succeeded_for(session, configs, date)
-    previous_parent = os.environ.get(PARENT_RUN_ID)
-    os.environ[PARENT_RUN_ID] = pipeline_run
-    try:
+    with parent_run(pipeline_run):
         for job in order:
             failed_deps = [d for d in pipeline.jobs[job].depends_on
                            if outcomes[d].status in (FAILED, UPSTREAM_FAILED)]
@@ -321,11 +334,6 @@ def run_pipeline(
             outcomes[job] = _run_with_retries(
                 job, configs[job], date, pipeline.retry_policy(job), pipeline.timeout(job),
                 session, run_job, sleep, log)
-    finally:
-        if previous_parent is None:
-            os.environ.pop(PARENT_RUN_ID, None)
-        else:
-            os.environ[PARENT_RUN_ID] = previous_parent
     return [outcomes[job] for job in order]
 
 

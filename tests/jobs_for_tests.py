@@ -9,7 +9,8 @@ Parameters (``params`` of the job's conf):
 * ``fail_on`` / ``interrupt_on``: lists of dates; a run covering one of them raises
   `RuntimeError` / `KeyboardInterrupt` before writing anything.
 
-``CALLS`` records ``(job, date_from, date_to)`` of every call in this process, in order.
+``CALLS`` records ``(job, date_from, date_to)`` of every call in this process, in order, and
+``PARENTS`` the ``ETL_PARENT_RUN_ID`` each call saw.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from pyspark.sql import types as T
 
 CALLS: list[tuple[str, dt.date | None, dt.date | None]] = []
+#: ``ETL_PARENT_RUN_ID`` as every call saw it.
+PARENTS: list[str | None] = []
 OUTPUT_SCHEMA = T.StructType([
     T.StructField("job", T.StringType(), False),
     T.StructField("date", T.DateType(), True),
@@ -46,6 +49,7 @@ def _attempt(ctx, job: str) -> int:
 def record_dates(spark, ctx, config) -> None:
     job = config.job.name
     CALLS.append((job, ctx.date_from, ctx.date_to))
+    PARENTS.append(os.environ.get("ETL_PARENT_RUN_ID"))
     params = config.params
     dates = _dates(ctx)
     if params.get("fail_while_exists") and os.path.exists(params["fail_while_exists"]):

@@ -4,6 +4,7 @@ failure, resuming a date, --force, and timeouts; checked against the exact run r
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 
@@ -35,6 +36,7 @@ def setup(tmp_path):
         "audit": {"write": False},
     }, {"daily": PIPELINE})
     jobs_for_tests.CALLS.clear()
+    jobs_for_tests.PARENTS.clear()
     return conf, warehouse, broken
 
 
@@ -64,6 +66,10 @@ def test_order_retries_and_skip_on_failure(spark, setup):
     assert jobs_for_tests.CALLS == [("extract", DAY, DAY)] * 3 + [("transform", DAY, DAY)] * 2 + [
         ("audit", DAY, DAY)]
     assert waits == [5.0, 15.0, 5.0]  # extract: 5 then 5*3; transform: 5
+    # every job of the run saw the pipeline's run id as its parent; it is unset afterwards
+    (parent,) = set(jobs_for_tests.PARENTS)
+    assert parent is not None and parent not in [r for o in outcomes for r in o.run_ids]
+    assert "ETL_PARENT_RUN_ID" not in os.environ
     by_id = {o.job: o.run_ids for o in outcomes}
     assert runs(spark, warehouse) == sorted(
         [(rid, "extract", "backfill", DAY, DAY, "failed", "RuntimeError")
