@@ -3,8 +3,20 @@ code (1 when a job or a date failed)."""
 
 from __future__ import annotations
 
+import pytest
+import structlog
+
 from etl.cli import main
 from tests.orchestration_conf import make_conf
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """The commands configure structlog to print to the sys.stderr of the moment, which is
+    capsys's file here; put back the configuration so later tests do not log to a closed file."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_pipeline_run_reports_each_job_and_fails_when_one_failed(spark, tmp_path, capsys):
