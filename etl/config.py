@@ -190,6 +190,51 @@ class RuleConfig:
 
 
 @dataclass(frozen=True)
+class EmrSettings:
+    """Amazon EMR and EMR Serverless submission (`etl submit --target emr|emr-serverless`)."""
+
+    region: str = "us-east-1"
+    #: AWS endpoint override (an S3/EMR API server in tests); empty for AWS itself.
+    endpoint_url: str = ""
+    #: Where the artefacts are uploaded: ``s3://bucket/prefix``.
+    artifacts_uri: str = ""
+    #: The cluster for exported Airflow DAGs (may be a Jinja template).
+    cluster_id: str = "{{ var.value.etl_emr_cluster_id }}"
+    action_on_failure: Literal["TERMINATE_CLUSTER", "CANCEL_AND_WAIT", "CONTINUE"] = "CONTINUE"
+    deploy_mode: Literal["cluster", "client"] = "cluster"
+    #: EMR Serverless: the job run's IAM role and the S3 folder for its logs.
+    execution_role_arn: str = ""
+    log_uri: str = ""
+    #: Seconds between two polls of a step's state.
+    poll_s: float = 15.0
+    #: Extra ``--conf`` settings of the spark-submit command.
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataprocSettings:
+    """Google Dataproc submission (`etl submit --target dataproc`, workflow templates)."""
+
+    project: str = ""
+    region: str = ""
+    cluster: str = ""
+    #: Where the artefacts are uploaded: ``gs://bucket/prefix``.
+    artifacts_uri: str = ""
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """How jobs are shipped to clusters: the built artefacts (``make dist``) and the targets."""
+
+    dist_dir: str = "dist"
+    #: Environment variables of the driver and executors on the cluster (e.g. ETL_WAREHOUSE).
+    environment: dict[str, str] = field(default_factory=dict)
+    emr: EmrSettings = field(default_factory=EmrSettings)
+    dataproc: DataprocSettings = field(default_factory=DataprocSettings)
+
+
+@dataclass(frozen=True)
 class Settings:
     """What every command needs without a job: base.yml + <env>.yml."""
 
@@ -198,6 +243,7 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
 
 
 @dataclass(frozen=True)
@@ -214,6 +260,7 @@ class JobConfig:
     params: dict[str, Any] = field(default_factory=dict)
     s3: S3Settings = field(default_factory=S3Settings)
     staging: StagingSettings = field(default_factory=StagingSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -597,6 +644,9 @@ __all__ = [
     "JdbcCredentials",
     "JdbcIncremental",
     "JdbcPartitioning",
+    "DataprocSettings",
+    "DeploySettings",
+    "EmrSettings",
     "JobConfig",
     "JobInfo",
     "LoggingSettings",
