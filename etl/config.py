@@ -116,6 +116,51 @@ class RuleConfig:
 
 
 @dataclass(frozen=True)
+class LineageSettings:
+    """OpenLineage run events (see `etl.lineage`)."""
+
+    enabled: bool = True
+    #: The OpenLineage namespace of the jobs (datasets get the namespace of their storage).
+    namespace: str = "etl"
+    #: ``file``: JSON lines under ``<warehouse>/_etl/lineage/``; ``http``: a Marquez-compatible
+    #: API at ``url`` + ``endpoint``; ``console``: the event JSON in the log.
+    transport: Literal["file", "http", "console"] = "file"
+    url: str = ""
+    endpoint: str = "api/v1/lineage"
+    timeout_s: float = 5.0
+    #: Name of the environment variable holding the HTTP API key (the key never goes in YAML).
+    api_key_env: str = ""
+    #: Source repository URL for the job's ``sourceCodeLocation`` facet.
+    repo_url: str = ""
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    """Where an alert goes: an HTTP webhook (Slack-compatible JSON), an SNS topic, or the log."""
+
+    type: Literal["webhook", "sns", "log"]
+    #: webhook: the URL to POST to.
+    url: str = ""
+    #: sns: the topic ARN, and optionally the region and endpoint (a local SNS API).
+    topic_arn: str = ""
+    region: str = ""
+    endpoint_url: str = ""
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """When runs raise alerts (see `etl.alerts`)."""
+
+    channels: list[AlertChannel] = field(default_factory=list)
+    on_failure: bool = True
+    on_quality_gate: bool = True
+    on_anomaly: bool = True
+    #: A run longer than this many seconds raises a ``slow_run`` alert (0 or absent: never).
+    max_duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """What every command needs without a job: base.yml + <env>.yml."""
 
@@ -123,6 +168,7 @@ class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    lineage: LineageSettings = field(default_factory=LineageSettings)
 
 
 @dataclass(frozen=True)
@@ -137,6 +183,8 @@ class JobConfig:
     quality: dict[str, list[RuleConfig]] = field(default_factory=dict)
     #: Job-specific parameters, read by the job's entrypoint.
     params: dict[str, Any] = field(default_factory=dict)
+    lineage: LineageSettings = field(default_factory=LineageSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -465,13 +513,16 @@ def _convert(tp: Any, value: Any, origin: Mapping[str, str], dotted: str, defaul
 
 __all__ = [
     "DEFAULT_ENV",
+    "AlertChannel",
+    "AlertSettings",
     "JobConfig",
     "JobInfo",
+    "LineageSettings",
     "LoggingSettings",
     "PathSettings",
     "RuleConfig",
-    "SourceConfig",
     "Settings",
+    "SourceConfig",
     "SparkSettings",
     "TargetConfig",
     "conf_dir",

@@ -94,6 +94,9 @@ class RunContext:
     rows_filtered: int = 0
     quality: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Datasets the run read, as locations (paths or URIs) for lineage; when a job leaves it
+    #: empty, its configured sources are its inputs.
+    inputs: list[str] = field(default_factory=list)
 
     @property
     def log(self) -> Any:
