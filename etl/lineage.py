@@ -445,22 +445,24 @@ _LAYER_RANK = {"landing": 0, "bronze": 1, "silver": 2, "gold": 3, "quarantine": 
 class Graph:
     """Datasets and jobs from COMPLETE events: ``edges`` are ``(from, to)`` node ids, where a
     dataset id is ``namespace:name`` and a job id ``job:namespace/name``; ``labels`` names them
-    for people (``silver/flights``, ``landing/airlines``, ``job flights``)."""
+    for people (``silver/flights``, ``landing/airlines``, ``job flights``) and ``names`` holds
+    each dataset's OpenLineage name."""
 
     edges: frozenset[tuple[str, str]]
     labels: Mapping[str, str]
+    names: Mapping[str, str]
 
     def find(self, table: str) -> str:
-        """The node id of ``table``: a label (``silver/flights``), a dataset id or a path."""
+        """The node id of ``table``: a label (``silver/flights``), a dataset id or a name."""
         wanted = {table, table.rstrip("/")}
         found = sorted(n for n, label in self.labels.items()
-                       if label in wanted or n in wanted or n.split(":", 1)[-1] in wanted)
+                       if label in wanted or n in wanted or self.names.get(n) in wanted)
         if len(found) == 1:
             return found[0]
-        datasets = sorted(label for n, label in self.labels.items() if not n.startswith("job:"))
+        datasets = sorted(label for n, label in self.labels.items() if n in self.names)
         if not found:
             raise ConfigError(f"no dataset {table!r} in the stored lineage; known: {datasets}")
-        raise ConfigError(f"{table!r} is ambiguous: {[self.labels[n] for n in found]}")
+        raise ConfigError(f"{table!r} is ambiguous: {sorted(self.labels[n] for n in found)}")
 
     def around(self, node: str, *, upstream: bool = True, downstream: bool = True) -> Graph:
         """The part of the graph upstream and/or downstream of ``node``."""
@@ -479,17 +481,34 @@ class Graph:
                             seen.add(far)
                             frontier.append(far)
         nodes = {n for edge in keep for n in edge} | {node}
-        return Graph(frozenset(keep), {n: self.labels[n] for n in nodes})
+        return Graph(frozenset(keep), {n: self.labels[n] for n in nodes},
+                     {n: self.names[n] for n in nodes if n in self.names})
+
+    def depths(self) -> dict[str, int]:
+        """Each node's distance from the graph's sources along the longest path (cycles are
+        cut after as many rounds as there are nodes)."""
+        depth = dict.fromkeys(self.labels, 0)
+        for _ in range(len(depth)):
+            changed = False
+            for source, target in self.edges:
+                if depth[target] < depth[source] + 1:
+                    depth[target] = depth[source] + 1
+                    changed = True
+            if not changed:
+                break
+        return depth
 
     def ordered_edges(self) -> list[tuple[str, str]]:
-        """Edges from sources to targets: by the layer of the dataset end, then by label."""
+        """Edges from sources to targets: by depth, then by the layer of the dataset end
+        (landing, bronze, silver, gold), then by label."""
+        depth = self.depths()
 
         def key(edge: tuple[str, str]) -> tuple[int, int, str, str]:
             source, target = edge
-            dataset = target if source.startswith("job:") else source
+            dataset = target if target in self.names else source
             layer = self.labels[dataset].split("/", 1)[0]
-            return (_LAYER_RANK.get(layer, 5), source.startswith("job:"),
-                    self.labels[source], self.labels[target])
+            return (depth[source], _LAYER_RANK.get(layer, 5), self.labels[source],
+                    self.labels[target])
 
         return sorted(self.edges, key=key)
 
@@ -499,11 +518,13 @@ def build_graph(events: Sequence[Mapping[str, Any]], warehouse: Warehouse,
     """The lineage graph of every COMPLETE event in ``events``."""
     roots = {"file": [(warehouse.root, ""), (os.path.abspath(landing), "landing/")]}
     labels: dict[str, str] = {}
+    names: dict[str, str] = {}
     edges: set[tuple[str, str]] = set()
 
     def dataset(d: Mapping[str, Any]) -> str:
         node = f"{d['namespace']}:{d['name']}"
         labels[node] = _label(d["namespace"], d["name"], roots)
+        names[node] = d["name"]
         return node
 
     for event in events:
@@ -513,7 +534,7 @@ def build_graph(events: Sequence[Mapping[str, Any]], warehouse: Warehouse,
         labels[job] = f"job {event['job']['name']}"
         edges.update((dataset(d), job) for d in event.get("inputs") or [])
         edges.update((job, dataset(d)) for d in event.get("outputs") or [])
-    return Graph(frozenset(edges), labels)
+    return Graph(frozenset(edges), labels, names)
 
 
 def _label(namespace: str, name: str, roots: Mapping[str, Sequence[tuple[str, str]]]) -> str:
@@ -534,13 +555,13 @@ def render(graph: Graph, fmt: str) -> str:
     if fmt == "dot":
         lines = ["digraph lineage {", "  rankdir=LR;"]
         lines += [f'  {ids[n]} [label="{graph.labels[n]}", '
-                  f'shape={"ellipse" if n.startswith("job:") else "box"}];' for n in nodes]
+                  f'shape={"box" if n in graph.names else "ellipse"}];' for n in nodes]
         lines += [f"  {ids[a]} -> {ids[b]};" for a, b in edges]
         return "\n".join([*lines, "}"])
     if fmt == "mermaid":
         lines = ["flowchart LR"]
-        lines += [f'  {ids[n]}(["{graph.labels[n]}"])' if n.startswith("job:")
-                  else f'  {ids[n]}["{graph.labels[n]}"]' for n in nodes]
+        lines += [f'  {ids[n]}["{graph.labels[n]}"]' if n in graph.names
+                  else f'  {ids[n]}(["{graph.labels[n]}"])' for n in nodes]
         lines += [f"  {ids[a]} --> {ids[b]}" for a, b in edges]
         return "\n".join(lines)
     raise ValueError(f"format must be text, dot or mermaid, got {fmt!r}")
