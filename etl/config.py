@@ -128,6 +128,8 @@ class LineageSettings:
     url: str = ""
     endpoint: str = "api/v1/lineage"
     timeout_s: float = 5.0
+    #: HTTP retries on connection errors and 5xx answers (with backoff).
+    retries: int = 5
     #: Name of the environment variable holding the HTTP API key (the key never goes in YAML).
     api_key_env: str = ""
     #: Source repository URL for the job's ``sourceCodeLocation`` facet.

@@ -398,7 +398,9 @@ def transport_config(settings: LineageSettings, warehouse: Warehouse, job: str,
         if not settings.url:
             raise ConfigError("the http transport needs a url", key="lineage.url")
         config: dict[str, Any] = {"type": "http", "url": settings.url,
-                                  "endpoint": settings.endpoint, "timeout": settings.timeout_s}
+                                  "endpoint": settings.endpoint, "timeout": settings.timeout_s,
+                                  "retry": {"total": settings.retries, "read": settings.retries,
+                                            "connect": settings.retries}}
         if settings.api_key_env:
             key = (os.environ if environ is None else environ).get(settings.api_key_env, "")
             if not key:

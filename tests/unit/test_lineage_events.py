@@ -202,7 +202,8 @@ def test_transport_configs(config, tmp_path):
         "lineage.api_key_env=MARQUEZ_KEY"]).lineage
     assert transport_config(http, warehouse, "flights", environ={"MARQUEZ_KEY": "k"}) == {
         "type": "http", "url": "http://127.0.0.1:5000", "endpoint": "api/v1/lineage",
-        "timeout": 5.0, "auth": {"type": "api_key", "apiKey": "k"}}
+        "timeout": 5.0, "retry": {"total": 5, "read": 5, "connect": 5},
+        "auth": {"type": "api_key", "apiKey": "k"}}
     with pytest.raises(ConfigError, match=r"^lineage.api_key_env: environment variable "
                        r"MARQUEZ_KEY is not set$"):
         transport_config(http, warehouse, "flights", environ={})
