@@ -159,7 +159,7 @@ def test_run_record_filters_and_dead_letters(spark, runs, capsys, monkeypatch):
     assert [r.run_id for r in failed.collect()] == ["run-fail"]
     quality = read_runs(spark, path, status="quality_failed").collect()
     assert [(r.run_id, r.error_class) for r in quality] == [("run-quality", "QualityGateError")]
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     assert read_runs(spark, path, since=today).count() == 5
     assert read_runs(spark, path, until=today - dt.timedelta(days=1)).count() == 0
     steps = read_runs(spark, path, "things", record_type="step").where(

@@ -24,7 +24,7 @@ from etl.config import (
 from etl.errors import EXIT_USAGE, ConfigError
 
 SPARK_KEYS = "app_name, conf, driver_memory, jars_dir, log_level, master, shuffle_partitions"
-TOP_KEYS = "env, job, logging, params, paths, quality, sources, spark, targets"
+TOP_KEYS = "alerts, env, job, lineage, logging, params, paths, quality, sources, spark, targets"
 
 
 @pytest.fixture()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 import pytest
 
 from etl.config import load_job_config
-from etl.runner import new_context
 from etl.lineage import RunLineage, read_events
+from etl.runner import new_context
 from tests.unit.test_lineage_events import validate_event
 
 
@@ -23,7 +24,7 @@ class Receiver:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((self.path, dict(self.headers), json.loads(body)))
                 self.send_response(200)
@@ -37,7 +38,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
