@@ -80,7 +80,7 @@ def send_alert(settings: AlertSettings, alert: Alert) -> list[str]:
     if not wanted(settings, alert.kind):
         return []
     log = get_logger("etl.alerts")
-    delivered = []
+    delivered: list[str] = []
     for channel in settings.channels:
         try:
             _SENDERS[channel.type](channel, alert)
@@ -110,7 +110,7 @@ def _webhook(channel: AlertChannel, alert: Alert) -> None:
 
 
 def _sns(channel: AlertChannel, alert: Alert) -> None:
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     if not channel.topic_arn:
         raise ValueError("sns channel without a topic_arn (alerts.channels[].topic_arn)")
@@ -134,7 +134,10 @@ def _flat(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _delivery_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (  # type: ignore[import-untyped]
+        BotoCoreError,
+        ClientError,
+    )
 
     return (urllib.error.URLError, OSError, ValueError, BotoCoreError, ClientError)
 

@@ -429,7 +429,7 @@ def read_events(warehouse: Warehouse) -> list[dict[str, Any]]:
     if "://" in warehouse.root:
         raise ConfigError(f"reading stored events from {warehouse.root} is not supported",
                           key="paths.warehouse")
-    events = []
+    events: list[dict[str, Any]] = []
     for path in sorted(folder.glob("*.jsonl")):
         with path.open() as lines:
             events.extend(json.loads(line) for line in lines if line.strip())

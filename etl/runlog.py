@@ -130,10 +130,10 @@ class StageTracker:
         self.first_stage: int | None = None
 
     def _stages(self) -> list[Any] | None:
-        from py4j.protocol import Py4JError
+        from py4j.protocol import Py4JError  # type: ignore[import-untyped]
 
         context = self.spark.sparkContext
-        gateway = context._gateway
+        gateway: Any = context._gateway
         try:
             store = context._jsc.sc().statusStore()  # type: ignore[union-attr]
             # AppStatusStore.stageList(statuses, details, withSummaries, quantiles, taskStatus)
