@@ -134,6 +134,10 @@ class LineageSettings:
     api_key_env: str = ""
     #: Source repository URL for the job's ``sourceCodeLocation`` facet.
     repo_url: str = ""
+    #: Attach the openlineage-spark listener during runs, so Spark's plans add column-level
+    #: lineage (events in ``<warehouse>/_etl/lineage/spark/<job>.jsonl``); needs the
+    #: ``io.openlineage:openlineage-spark`` jar (etl/jars.txt).
+    spark_listener: bool = False
 
 
 @dataclass(frozen=True)

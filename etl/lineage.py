@@ -34,7 +34,8 @@ import os
 import re
 import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -418,6 +419,58 @@ def lineage_client(settings: LineageSettings, warehouse: Warehouse, job: str) ->
 
 
 # --------------------------------------------------------------------------------------------
+# Column-level lineage: the openlineage-spark listener
+# --------------------------------------------------------------------------------------------
+
+LISTENER_CLASS = "io.openlineage.spark.agent.OpenLineageSparkListener"
+
+
+def spark_events_file(warehouse: Warehouse, job: str) -> str:
+    return f"{events_dir(warehouse)}/spark/{job}.jsonl"
+
+
+@contextmanager
+def column_lineage(spark: Any, settings: LineageSettings, ctx: RunContext) -> Iterator[str | None]:
+    """While the block runs, the openlineage-spark listener turns each Spark action into
+    OpenLineage events with ``columnLineage`` facets, in the same namespace and with this run
+    (`lineage_run_id`) as their parent, written as JSON lines to `spark_events_file`. Yields that
+    path, or ``None`` when ``lineage.spark_listener`` is off. The listener is attached to the
+    running SparkContext (no session restart) and removed, after its queue drained, at the end.
+    """
+    if not settings.enabled or not settings.spark_listener:
+        yield None
+        return
+    path = spark_events_file(ctx.warehouse, ctx.job)
+    if "://" in path:
+        raise ConfigError("the Spark listener writes events to a local warehouse only",
+                          key="lineage.spark_listener")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    context = spark.sparkContext._jsc.sc()
+    conf = context.getConf()
+    for key, value in {
+        "transport.type": "file", "transport.location": path, "transport.append": "true",
+        "namespace": settings.namespace, "parentJobNamespace": settings.namespace,
+        "parentJobName": ctx.job, "parentRunId": lineage_run_id(ctx.run_id),
+        "rootParentJobNamespace": settings.namespace, "rootParentJobName": ctx.job,
+        "rootParentRunId": lineage_run_id(ctx.run_id),
+    }.items():
+        conf.set(f"spark.openlineage.{key}", value)
+    try:
+        listener = spark.sparkContext._jvm.io.openlineage.spark.agent.OpenLineageSparkListener(conf)
+    except TypeError as exc:  # py4j: the class is not on the classpath
+        raise ConfigError(f"{LISTENER_CLASS} is not on Spark's classpath (add "
+                          "io.openlineage:openlineage-spark to etl/jars.txt, make jars)",
+                          key="lineage.spark_listener") from exc
+    context.addSparkListener(listener)
+    try:
+        yield path
+    finally:
+        context.listenerBus().waitUntilEmpty(60_000)
+        context.removeSparkListener(listener)
+        listener.close()
+
+
+# --------------------------------------------------------------------------------------------
 # Reading stored events
 # --------------------------------------------------------------------------------------------
 
@@ -578,6 +631,7 @@ __all__ = [
     "ParentRun",
     "RunLineage",
     "build_graph",
+    "column_lineage",
     "dataset_id",
     "events_file",
     "lineage_client",
@@ -585,5 +639,6 @@ __all__ = [
     "quality_facets",
     "read_events",
     "render",
+    "spark_events_file",
     "transport_config",
 ]

@@ -22,7 +22,7 @@ from etl.alerts import run_alert, send_alert
 from etl.config import JobConfig
 from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, QualityGateError, SourceError
-from etl.lineage import ParentRun, RunLineage, lineage_run_id
+from etl.lineage import ParentRun, RunLineage, column_lineage, lineage_run_id
 from etl.logs import bind_run, get_logger
 from etl.runlog import FAILED, QUALITY_FAILED, SUCCEEDED, StageTracker, record_run
 from etl.session import get_spark
@@ -113,7 +113,8 @@ def run_job(
     tracker = StageTracker(session).begin()
     lineage.start()
     try:
-        entry(session, ctx, config)
+        with column_lineage(session, config.lineage, ctx):
+            entry(session, ctx, config)
     except QualityGateError as exc:
         log.error("run stopped by the quality gate", error=str(exc))
         _finish(config, ctx, record(QUALITY_FAILED, exc, stages=tracker.summary()))

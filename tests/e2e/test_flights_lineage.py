@@ -1,6 +1,7 @@
 """Lineage, run record, quarantine and replay on the flights job (1 January 2013, 842 flights,
-plus a file of two flights whose ``dep_delay`` is ``N/A``): one incremental run, a replay of its
-quarantined rows once ``N/A`` counts as missing, and a run that fails on a broken file."""
+plus a file of two flights whose ``dep_delay`` is ``N/A``): one incremental run (with the
+openlineage-spark listener for column lineage), a replay of its quarantined rows once ``N/A``
+counts as missing, and a run that fails on a broken file."""
 
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def history(spark, tmp_path_factory):
         from etl.config import load_job_config
         from etl.runner import run_job
 
-        first = run_job(load_job_config("flights"), spark=spark)
+        first = run_job(load_job_config("flights", overrides=["lineage.spark_listener=true"]),
+                        spark=spark)
         shown = {
             "lineage_text": cli("lineage", "landing/flights", "--downstream"),
             "lineage_mermaid": cli("lineage", "gold/carrier_daily_performance", "--upstream",
@@ -126,22 +128,24 @@ def test_start_and_complete_events_of_the_first_run(spark, history):
     landing = history["root"] / "landing"
     assert [(i["namespace"], i["name"]) for i in complete["inputs"]] == [
         ("file", f"{landing}/{s}") for s in ("flights", "airlines", "airports", "planes", "weather")]
-    outputs = {o["name"]: o for o in complete["outputs"]}
-    assert list(outputs) == [f"{warehouse}/{t}" for t in TABLES]
+    outputs = {o["name"].removeprefix(f"{warehouse}/"): o for o in complete["outputs"]}
+    assert list(outputs) == TABLES
+    written = {w.table: w.rows_inserted + w.rows_updated for w in first.writes}
+    assert written["silver/flights"] == LANDED
     for name, output in outputs.items():
         assert output["namespace"] == "file"
-        rows = table(spark, warehouse, name.removeprefix(f"{warehouse}/")).count()
-        assert output["outputFacets"]["outputStatistics"]["rowCount"] == rows, name
-        columns = table(spark, warehouse, name.removeprefix(f"{warehouse}/")).columns
+        assert output["outputFacets"]["outputStatistics"]["rowCount"] == written[name], name
+        columns = table(spark, warehouse, name).columns
         assert [f["name"] for f in output["facets"]["schema"]["fields"]] == columns, name
-    silver = outputs[f"{warehouse}/silver/flights"]
+    for name in ("bronze/flights", "bronze/weather", "bronze/airlines"):  # not touched since
+        assert table(spark, warehouse, name).count() == written[name]
+    silver = outputs["silver/flights"]
     assertions = silver["facets"]["dataQualityAssertions"]["assertions"]
     assert [(a["name"], a.get("column"), a["success"]) for a in assertions] == [
         ("flight_key_unique", None, True), ("flight_key_complete", "carrier", True),
         ("flight_key_complete", "flight", True), ("flight_key_complete", "time_hour", True)]
     assert silver["facets"]["dataQualityMetrics"]["rowCount"] == LANDED
-    assert "dataQualityAssertions" not in outputs[f"{warehouse}/gold/carrier_daily_performance"][
-        "facets"]
+    assert "dataQualityAssertions" not in outputs["gold/carrier_daily_performance"]["facets"]
 
 
 def test_failed_run_emits_fail_with_the_error(history):
@@ -258,3 +262,25 @@ def test_events_file_is_json_lines(history):
     lines = path.read_text().splitlines()
     assert len(lines) == len(history["events"]) == 6
     assert all(json.loads(line)["schemaURL"].endswith("#/$defs/RunEvent") for line in lines)
+
+
+def test_column_lineage_traces_carrier_name_to_the_airlines_source(history):
+    warehouse, landing = history["warehouse"], history["root"] / "landing"
+    path = warehouse / "_etl" / "lineage" / "spark" / "flights.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+
+    def lineage_of(table: str, column: str) -> set[tuple[str, str, str]]:
+        found = [o["facets"]["columnLineage"]["fields"][column]["inputFields"]
+                 for e in events if e["eventType"] == "COMPLETE" for o in e.get("outputs") or []
+                 if o["name"] == table and column in o.get("facets", {}).get(
+                     "columnLineage", {}).get("fields", {})]
+        assert found, f"no column lineage of {table}.{column}"
+        return {(f["namespace"], f["name"], f["field"]) for f in found[-1]}
+
+    assert lineage_of(f"{warehouse}/silver/flights", "carrier_name") == {
+        ("file", f"{warehouse}/bronze/airlines", "name")}
+    assert lineage_of(f"{warehouse}/bronze/airlines", "name") == {
+        ("file", f"{landing}/airlines/airlines.csv", "name")}
+    roots = {e["run"]["facets"]["parent"]["root"]["run"]["runId"] for e in events}
+    assert roots == {lineage_run_id(history["first"].run_id)}
+    assert {e["job"]["namespace"] for e in events} == {"etl"}
