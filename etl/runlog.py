@@ -19,10 +19,12 @@ import functools
 import json
 import os
 import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -162,6 +164,51 @@ class StageTracker:
             shuffle_write_bytes=sum(int(s.shuffleWriteBytes()) for s in mine),
             spill_bytes=sum(int(s.memoryBytesSpilled()) + int(s.diskBytesSpilled()) for s in mine),
         )
+
+
+def progress_line(stages: Sequence[tuple[int, str, int, int]]) -> str:
+    """One terminal line for active stages ``(stage id, name, tasks done, tasks)``."""
+    if not stages:
+        return "spark: idle"
+    parts = [f"stage {sid} {done}/{total} ({name.split(' at ')[0][:40]})"
+             for sid, name, done, total in sorted(stages)]
+    return "spark: " + "; ".join(parts)
+
+
+class ProgressPrinter:
+    """Prints Spark's active stages to a terminal every ``interval_s`` seconds while a run is
+    going (a daemon thread reading `pyspark.StatusTracker`); does nothing when ``stream`` is not
+    a terminal, so logs and CI output stay clean."""
+
+    def __init__(self, spark: SparkSession, stream: TextIO = sys.stderr, interval_s: float = 2.0):
+        self.spark = spark
+        self.stream = stream
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _stages(self) -> list[tuple[int, str, int, int]]:
+        tracker = self.spark.sparkContext.statusTracker()
+        infos = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+        return [(i.stageId, i.name, i.numCompletedTasks, i.numTasks) for i in infos if i]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.stream.write("\r\x1b[2K" + progress_line(self._stages())[:160])
+            self.stream.flush()
+        self.stream.write("\r\x1b[2K")
+        self.stream.flush()
+
+    def __enter__(self) -> Self:
+        if self.stream.isatty():
+            self._thread = threading.Thread(target=self._loop, name="etl-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def schema_changes(spark: SparkSession, ctx: RunContext) -> list[str]:

@@ -24,7 +24,14 @@ from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, QualityGateError, SourceError
 from etl.lineage import ParentRun, RunLineage, column_lineage, lineage_run_id
 from etl.logs import bind_run, get_logger
-from etl.runlog import FAILED, QUALITY_FAILED, SUCCEEDED, StageTracker, record_run
+from etl.runlog import (
+    FAILED,
+    QUALITY_FAILED,
+    SUCCEEDED,
+    ProgressPrinter,
+    StageTracker,
+    record_run,
+)
 from etl.session import get_spark
 
 JobFunction = Callable[[SparkSession, RunContext, JobConfig], Any]
@@ -113,7 +120,7 @@ def run_job(
     tracker = StageTracker(session).begin()
     lineage.start()
     try:
-        with column_lineage(session, config.lineage, ctx):
+        with column_lineage(session, config.lineage, ctx), ProgressPrinter(session):
             entry(session, ctx, config)
     except QualityGateError as exc:
         log.error("run stopped by the quality gate", error=str(exc))
