@@ -81,7 +81,8 @@ def handle_runs(args: argparse.Namespace) -> int:
             [
                 (r.run_id, r.job, r.status, r.mode,
                  f"{r.date_from}..{r.date_to}" if r.date_from else "", r.rows_read, r.rows_loaded,
-                 r.rows_quarantined, r.rows_written, r.duration_s, r.error_class)
+                 r.rows_quarantined, getattr(r, "rows_written", None), r.duration_s,
+                 r.error_class)
                 for r in rows
             ],
         )

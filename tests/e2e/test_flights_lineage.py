@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 from pyspark.sql import functions as F
 
 import etl
@@ -104,6 +105,7 @@ def history(spark, tmp_path_factory):
         land_broken_file(landing)
         with pytest.raises(SchemaMismatchError) as failure:
             run_job(load_job_config("flights"), spark=spark, run_id="broken-run")
+    structlog.reset_defaults()  # the CLI configured logging on a stream pytest captured
     events = read_events(Warehouse.at(str(warehouse)))
     return {"root": root, "warehouse": warehouse, "first": first, "shown": shown,
             "failure": failure.value, "events": events, "na_keys": na_keys}

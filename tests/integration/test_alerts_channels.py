@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+import structlog
 from pyspark.sql import functions as F
 
 from etl import logs
@@ -41,7 +43,7 @@ def job(spark, ctx, config) -> None:
         if behaviour == "anomaly":
             report_anomaly(config, ctx, "volume dropped", metric="rows_read", value=3, expected=30)
         if behaviour == "slow":
-            time.sleep(4.5)
+            time.sleep(2.1)  # the record's times have whole seconds: >= 2 s is > 1 s
         step.rows_out = ctx.rows_loaded = 3
 
 
@@ -96,7 +98,8 @@ def runs(spark, aws, tmp_path_factory):
         for behaviour in ("ok", "fail", "quality", "anomaly", "slow"):
             config = load_job_config("things", directory=conf, overrides=[
                 f"paths.warehouse={root}/wh", f"params.behaviour={behaviour}",
-                f"alerts.channels={channels}", "alerts.max_duration_s=3"])
+                f"alerts.channels={channels}",
+                f"alerts.max_duration_s={1 if behaviour == 'slow' else 0}"])
             logs.configure("json", "INFO")
             error = None
             try:
@@ -107,6 +110,7 @@ def runs(spark, aws, tmp_path_factory):
             webhook.received.clear()
             results[behaviour] = {"ctx": ctx, "error": error, "webhook": hooks,
                                   "sns": sns_received()}
+    structlog.reset_defaults()  # configure() bound the stream pytest captured for this fixture
     return root, results
 
 
@@ -139,12 +143,18 @@ def test_message_bodies_are_slack_compatible(runs):
     assert results["anomaly"]["ctx"].notes == ["anomaly: volume dropped"]
 
 
-def test_log_channel_writes_one_line_per_alert(spark, tmp_path, capsys):
+@pytest.fixture()
+def json_logs():
+    logs.configure("json", "INFO")
+    yield
+    structlog.reset_defaults()
+
+
+def test_log_channel_writes_one_line_per_alert(spark, tmp_path, capsys, json_logs):
     config = load_job_config("flights", overrides=[f"paths.warehouse={tmp_path}/wh"])
     from etl.alerts import run_alert, send_alert
     from etl.runner import new_context
 
-    logs.configure("json", "INFO")
     ctx = new_context(config, run_id="log-1")
     assert send_alert(config.alerts, run_alert(ctx, "failure", "boom", error_class="X")) == ["log"]
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
@@ -178,3 +188,8 @@ def test_run_record_filters_and_dead_letters(spark, runs, capsys, monkeypatch):
     assert main([*env, "runs", "--status", "failed"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:3] for line in out[2:]] == [["run-fail", "things", "failed"]]
+    assert main([*env, "dead-letters", "things"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["recorded_at", "job", "run_id", "source", "error_class", "reason"]
+    assert re.split(r"\s{2,}", out[2])[1:] == ["things", "run-fail", "api", "SourceError",
+                                     "source api: still failing after 3 attempts (HTTP 503)"]

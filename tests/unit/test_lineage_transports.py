@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 import pytest
+import structlog
 
 from etl.config import load_job_config
 from etl.lineage import RunLineage, read_events
@@ -88,10 +89,16 @@ def test_file_transport_appends_json_lines(tmp_path):
     assert len(lines) == 2
 
 
-def test_an_unreachable_backend_never_fails_the_run(tmp_path, capsys):
+@pytest.fixture()
+def json_logs():
     from etl import logs
 
     logs.configure("json", "INFO")
+    yield
+    structlog.reset_defaults()  # configure() bound the stream pytest captures for this test
+
+
+def test_an_unreachable_backend_never_fails_the_run(tmp_path, capsys, json_logs):
     config = config_for(tmp_path, "lineage.transport=http", "lineage.url=http://127.0.0.1:9",
                         "lineage.timeout_s=1", "lineage.retries=0")
     lineage = RunLineage(config, new_context(config, run_id="down-1"))
