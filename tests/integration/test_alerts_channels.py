@@ -100,7 +100,6 @@ def runs(spark, aws, tmp_path_factory):
                 f"paths.warehouse={root}/wh", f"params.behaviour={behaviour}",
                 f"alerts.channels={channels}",
                 f"alerts.max_duration_s={1 if behaviour == 'slow' else 0}"])
-            logs.configure("json", "INFO")
             error = None
             try:
                 ctx = run_job(config, spark=spark, run_id=f"run-{behaviour}")
@@ -110,7 +109,6 @@ def runs(spark, aws, tmp_path_factory):
             webhook.received.clear()
             results[behaviour] = {"ctx": ctx, "error": error, "webhook": hooks,
                                   "sns": sns_received()}
-    structlog.reset_defaults()  # configure() bound the stream pytest captured for this fixture
     return root, results
 
 
@@ -145,7 +143,7 @@ def test_message_bodies_are_slack_compatible(runs):
 
 @pytest.fixture()
 def json_logs():
-    logs.configure("json", "INFO")
+    """Reset structlog after a test configured it on the stream pytest captures."""
     yield
     structlog.reset_defaults()
 
@@ -155,6 +153,7 @@ def test_log_channel_writes_one_line_per_alert(spark, tmp_path, capsys, json_log
     from etl.alerts import run_alert, send_alert
     from etl.runner import new_context
 
+    logs.configure("json", "INFO")
     ctx = new_context(config, run_id="log-1")
     assert send_alert(config.alerts, run_alert(ctx, "failure", "boom", error_class="X")) == ["log"]
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]

@@ -91,14 +91,15 @@ def test_file_transport_appends_json_lines(tmp_path):
 
 @pytest.fixture()
 def json_logs():
-    from etl import logs
-
-    logs.configure("json", "INFO")
+    """Reset structlog after a test configured it on the stream pytest captures."""
     yield
-    structlog.reset_defaults()  # configure() bound the stream pytest captures for this test
+    structlog.reset_defaults()
 
 
 def test_an_unreachable_backend_never_fails_the_run(tmp_path, capsys, json_logs):
+    from etl import logs
+
+    logs.configure("json", "INFO")
     config = config_for(tmp_path, "lineage.transport=http", "lineage.url=http://127.0.0.1:9",
                         "lineage.timeout_s=1", "lineage.retries=0")
     lineage = RunLineage(config, new_context(config, run_id="down-1"))
