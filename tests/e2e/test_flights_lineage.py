@@ -185,7 +185,8 @@ def test_run_record_counts_match_the_tables(spark, history):
     steps = runs.where((F.col("run_id") == first.run_id) & (F.col("record_type") == "step"))
     assert [(s.step, s.status, s.rows_read, s.rows_written)
             for s in steps.orderBy("step_index").collect()] == [
-        ("extract", "succeeded", None, 6),  # files: 4 references, 2 of flights ("transform", "succeeded", LANDED + 2, LANDED),
+        ("extract", "succeeded", None, 6),  # files: 4 references, 2 of flights
+        ("transform", "succeeded", LANDED + 2, LANDED),
         ("audit", "succeeded", LANDED, None), ("publish", "succeeded", None, LANDED)]
     assert (run.lineage_run_id, run.parent_run_id) == (
         lineage_run_id(first.run_id), "5b0f3f9e-8a0c-4c59-9f43-0d5a9a1c2e77")
