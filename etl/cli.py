@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "etl.commands.pipeline",
     "etl.commands.backfill",
     "etl.commands.submit",
+    "etl.commands.lineage",
+    "etl.commands.quarantine",
 )
 
 

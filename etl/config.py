@@ -232,6 +232,43 @@ class DeploySettings:
     environment: dict[str, str] = field(default_factory=dict)
     emr: EmrSettings = field(default_factory=EmrSettings)
     dataproc: DataprocSettings = field(default_factory=DataprocSettings)
+class LineageSettings:
+    """OpenLineage run events (see `etl.lineage`)."""
+    enabled: bool = True
+    #: The OpenLineage namespace of the jobs (datasets get the namespace of their storage).
+    namespace: str = "etl"
+    #: ``file``: JSON lines under ``<warehouse>/_etl/lineage/``; ``http``: a Marquez-compatible
+    #: API at ``url`` + ``endpoint``; ``console``: the event JSON in the log.
+    transport: Literal["file", "http", "console"] = "file"
+    url: str = ""
+    endpoint: str = "api/v1/lineage"
+    timeout_s: float = 5.0
+    #: HTTP retries on connection errors and 5xx answers (with backoff).
+    retries: int = 5
+    #: Name of the environment variable holding the HTTP API key (the key never goes in YAML).
+    api_key_env: str = ""
+    #: Source repository URL for the job's ``sourceCodeLocation`` facet.
+    repo_url: str = ""
+    #: Attach the openlineage-spark listener during runs, so Spark's plans add column-level
+    #: lineage (events in ``<warehouse>/_etl/lineage/spark/<job>.jsonl``); needs the
+    #: ``io.openlineage:openlineage-spark`` jar (etl/jars.txt).
+    spark_listener: bool = False
+class AlertChannel:
+    """Where an alert goes: an HTTP webhook (Slack-compatible JSON), an SNS topic, or the log."""
+    type: Literal["webhook", "sns", "log"]
+    #: webhook: the URL to POST to.
+    url: str = ""
+    #: sns: the topic ARN, and optionally the region and endpoint (a local SNS API).
+    topic_arn: str = ""
+    timeout_s: float = 5.0
+class AlertSettings:
+    """When runs raise alerts (see `etl.alerts`)."""
+    channels: list[AlertChannel] = field(default_factory=list)
+    on_failure: bool = True
+    on_quality_gate: bool = True
+    on_anomaly: bool = True
+    #: A run longer than this many seconds raises a ``slow_run`` alert (0 or absent: never).
+    max_duration_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +281,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    lineage: LineageSettings = field(default_factory=LineageSettings)
 
 
 @dataclass(frozen=True)
@@ -261,6 +299,8 @@ class JobConfig:
     s3: S3Settings = field(default_factory=S3Settings)
     staging: StagingSettings = field(default_factory=StagingSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    lineage: LineageSettings = field(default_factory=LineageSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -647,8 +687,11 @@ __all__ = [
     "DataprocSettings",
     "DeploySettings",
     "EmrSettings",
+    "AlertChannel",
+    "AlertSettings",
     "JobConfig",
     "JobInfo",
+    "LineageSettings",
     "LoggingSettings",
     "PathSettings",
     "RuleConfig",

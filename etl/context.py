@@ -97,6 +97,9 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     #: ``etl run --from-staging RUN_ID``: redo transform and load from that run's staged extracts.
     staged_run: str | None = None
+    #: Datasets the run read, as locations (paths or URIs) for lineage; when a job leaves it
+    #: empty, its configured sources are its inputs.
+    inputs: list[str] = field(default_factory=list)
 
     @property
     def log(self) -> Any:

@@ -1,12 +1,30 @@
-"""The run log: one row per run in ``<warehouse>/_etl/runs`` (Delta), written when a run ends,
-whatever its outcome. ``etl runs`` reads it."""
+"""The run record: ``<warehouse>/_etl/runs`` (Delta), one row per run and one per step of it,
+appended in one commit when a run ends, whatever its outcome. ``etl runs`` reads it.
+
+``record_type`` tells the rows apart: ``run`` (the whole run; ``step`` is null) or ``step`` (one
+``ctx.step(...)`` block, in ``step_index`` order). Row counts: on a run row ``rows_read``,
+``rows_loaded``, ``rows_quarantined`` and ``rows_filtered`` are the job's reconciliation
+(``read = loaded + quarantined + filtered``) and ``rows_written`` is the sum of rows inserted and
+updated over every table write; on a step row ``rows_read``/``rows_written`` are the step's
+``rows_in``/``rows_out``. A run row also carries the writes (table, Delta version, counts), the
+quality results (JSON), the schema changes of the tables written, notes, the error class and
+message, Spark's application id and a summary of the Spark stages the run ran (executor time,
+shuffle and spill bytes), the OpenLineage run id, the library version and the git commit.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Self, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -16,16 +34,6 @@ import etl
 from etl.context import RunContext, utcnow
 from etl.writers.delta import table_exists
 
-STEP = T.StructType(
-    [
-        T.StructField("name", T.StringType()),
-        T.StructField("started_at", T.TimestampType()),
-        T.StructField("ended_at", T.TimestampType()),
-        T.StructField("duration_s", T.DoubleType()),
-        T.StructField("rows_in", T.LongType()),
-        T.StructField("rows_out", T.LongType()),
-    ]
-)
 WRITE = T.StructType(
     [
         T.StructField("table", T.StringType()),
@@ -41,6 +49,9 @@ WRITE = T.StructType(
 RUN_SCHEMA = T.StructType(
     [
         T.StructField("run_id", T.StringType(), False),
+        T.StructField("record_type", T.StringType(), False),
+        T.StructField("step", T.StringType()),
+        T.StructField("step_index", T.IntegerType()),
         T.StructField("job", T.StringType(), False),
         T.StructField("env", T.StringType(), False),
         T.StructField("mode", T.StringType(), False),
@@ -48,74 +59,280 @@ RUN_SCHEMA = T.StructType(
         T.StructField("date_to", T.DateType()),
         T.StructField("status", T.StringType(), False),
         T.StructField("started_at", T.TimestampType(), False),
-        T.StructField("ended_at", T.TimestampType(), False),
-        T.StructField("duration_s", T.DoubleType(), False),
-        T.StructField("rows_read", T.LongType(), False),
-        T.StructField("rows_loaded", T.LongType(), False),
-        T.StructField("rows_quarantined", T.LongType(), False),
-        T.StructField("rows_filtered", T.LongType(), False),
-        T.StructField("steps", T.ArrayType(STEP)),
+        T.StructField("ended_at", T.TimestampType()),
+        T.StructField("duration_s", T.DoubleType()),
+        T.StructField("rows_read", T.LongType()),
+        T.StructField("rows_written", T.LongType()),
+        T.StructField("rows_loaded", T.LongType()),
+        T.StructField("rows_quarantined", T.LongType()),
+        T.StructField("rows_filtered", T.LongType()),
         T.StructField("writes", T.ArrayType(WRITE)),
         T.StructField("quality", T.StringType()),
+        T.StructField("schema_changes", T.ArrayType(T.StringType())),
         T.StructField("notes", T.ArrayType(T.StringType())),
         T.StructField("error_class", T.StringType()),
         T.StructField("error_message", T.StringType()),
         T.StructField("spark_app_id", T.StringType()),
+        T.StructField("spark_stages", T.IntegerType()),
+        T.StructField("spark_executor_time_ms", T.LongType()),
+        T.StructField("spark_shuffle_read_bytes", T.LongType()),
+        T.StructField("spark_shuffle_write_bytes", T.LongType()),
+        T.StructField("spark_spill_bytes", T.LongType()),
+        T.StructField("lineage_run_id", T.StringType()),
+        T.StructField("parent_run_id", T.StringType()),
         T.StructField("etl_version", T.StringType(), False),
+        T.StructField("git_commit", T.StringType()),
     ]
 )
 
 SUCCEEDED, FAILED, QUALITY_FAILED = "succeeded", "failed", "quality_failed"
+RUN, STEP = "run", "step"
+STATUSES = (SUCCEEDED, FAILED, QUALITY_FAILED)
+
+
+@functools.cache
+def build_info() -> dict[str, str | None]:
+    """``etl_version`` and ``git_commit``: ``$ETL_GIT_COMMIT`` when set (stamp it when building
+    the wheel), else ``git rev-parse HEAD`` of the source tree the package runs from, else
+    ``None`` (an installed wheel outside a checkout)."""
+    commit = os.environ.get("ETL_GIT_COMMIT") or None
+    if commit is None:
+        package_dir = Path(etl.__file__).resolve().parent
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(package_dir), "rev-parse", "HEAD"],
+                capture_output=True, text=True, timeout=5, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            done = None
+        if done is not None and done.returncode == 0:
+            commit = done.stdout.strip() or None
+    return {"etl_version": etl.__version__, "git_commit": commit}
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    """Spark stages a run ran: how many, executor time, shuffle read/write and spilled bytes."""
+
+    stages: int = 0
+    executor_time_ms: int = 0
+    shuffle_read_bytes: int = 0
+    shuffle_write_bytes: int = 0
+    spill_bytes: int = 0
+
+
+class StageTracker:
+    """Summarises the Spark stages run between `begin` and `summary` from Spark's status store
+    (kept even with the UI off). Stages of other work running in the same session at the same
+    time are counted too. ``summary`` returns ``None`` when the status store is unavailable
+    (e.g. a Spark Connect session)."""
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+        self.first_stage: int | None = None
+
+    def _stages(self) -> list[Any] | None:
+        from py4j.protocol import Py4JError  # type: ignore[import-untyped]
+
+        context = self.spark.sparkContext
+        gateway: Any = context._gateway
+        try:
+            store = context._jsc.sc().statusStore()  # type: ignore[union-attr]
+            # AppStatusStore.stageList(statuses, details, withSummaries, quantiles, taskStatus)
+            seq = store.stageList(gateway.jvm.java.util.ArrayList(), False, False,
+                                  gateway.new_array(gateway.jvm.double, 0),
+                                  gateway.jvm.java.util.ArrayList())
+            return [seq.apply(i) for i in range(seq.size())]
+        except (Py4JError, AttributeError):
+            return None
+
+    def begin(self) -> StageTracker:
+        stages = self._stages()
+        if stages is not None:
+            self.first_stage = max((s.stageId() for s in stages), default=-1) + 1
+        return self
+
+    def summary(self) -> StageSummary | None:
+        stages = self._stages() if self.first_stage is not None else None
+        if stages is None:
+            return None
+        mine = [s for s in stages if s.stageId() >= self.first_stage]
+        return StageSummary(
+            stages=len({s.stageId() for s in mine}),
+            executor_time_ms=sum(int(s.executorRunTime()) for s in mine),
+            shuffle_read_bytes=sum(int(s.shuffleReadBytes()) for s in mine),
+            shuffle_write_bytes=sum(int(s.shuffleWriteBytes()) for s in mine),
+            spill_bytes=sum(int(s.memoryBytesSpilled()) + int(s.diskBytesSpilled()) for s in mine),
+        )
+
+
+def progress_line(stages: Sequence[tuple[int, str, int, int]]) -> str:
+    """One terminal line for active stages ``(stage id, name, tasks done, tasks)``."""
+    if not stages:
+        return "spark: idle"
+    parts = [f"stage {sid} {done}/{total} ({name.split(' at ')[0][:40]})"
+             for sid, name, done, total in sorted(stages)]
+    return "spark: " + "; ".join(parts)
+
+
+class ProgressPrinter:
+    """Prints Spark's active stages to a terminal every ``interval_s`` seconds while a run is
+    going (a daemon thread reading `pyspark.StatusTracker`); does nothing when ``stream`` is not
+    a terminal, so logs and CI output stay clean."""
+
+    def __init__(self, spark: SparkSession, stream: TextIO = sys.stderr, interval_s: float = 2.0):
+        self.spark = spark
+        self.stream = stream
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _stages(self) -> list[tuple[int, str, int, int]]:
+        tracker = self.spark.sparkContext.statusTracker()
+        infos = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+        return [(i.stageId, i.name, i.numCompletedTasks, i.numTasks) for i in infos if i]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.stream.write("\r\x1b[2K" + progress_line(self._stages())[:160])
+            self.stream.flush()
+        self.stream.write("\r\x1b[2K")
+        self.stream.flush()
+
+    def __enter__(self) -> Self:
+        if self.stream.isatty():
+            self._thread = threading.Thread(target=self._loop, name="etl-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def schema_changes(spark: SparkSession, ctx: RunContext) -> list[str]:
+    """Columns added, dropped or retyped by the run's writes (``table: +col type``,
+    ``table: -col``, ``table: col old -> new``), or ``table: created``. Reads Delta logs only."""
+    changes: list[str] = []
+    for write in ctx.writes:
+        if write.version is None:
+            continue
+        layer, _, name = write.table.partition("/")
+        path = f"{ctx.warehouse.root}/{layer}/{name}"
+        if write.version == 0:
+            changes.append(f"{write.table}: created")
+            continue
+        reader = spark.read.format("delta")
+        before = {f.name: f.dataType.simpleString()
+                  for f in reader.option("versionAsOf", write.version - 1).load(path).schema}
+        after = {f.name: f.dataType.simpleString()
+                 for f in reader.option("versionAsOf", write.version).load(path).schema}
+        changes += [f"{write.table}: +{c} {t}" for c, t in after.items() if c not in before]
+        changes += [f"{write.table}: -{c}" for c in before if c not in after]
+        changes += [f"{write.table}: {c} {before[c]} -> {t}" for c, t in after.items()
+                    if c in before and before[c] != t]
+    return changes
 
 
 def record_run(
-    spark: SparkSession, ctx: RunContext, status: str, error: BaseException | None = None
+    spark: SparkSession,
+    ctx: RunContext,
+    status: str,
+    error: BaseException | None = None,
+    *,
+    stages: StageSummary | None = None,
+    lineage_run_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Append the run's record (one commit) and return it as a dict."""
+    """Append the run's rows (the run, then each step) in one commit; return the run row."""
     ended = utcnow()
-    record: dict[str, Any] = {
-        "run_id": ctx.run_id,
-        "job": ctx.job,
-        "env": ctx.env,
-        "mode": ctx.mode,
-        "date_from": ctx.date_from,
-        "date_to": ctx.date_to,
-        "status": status,
-        "started_at": ctx.started_at,
-        "ended_at": ended,
+    info = build_info()
+    common = {
+        "run_id": ctx.run_id, "job": ctx.job, "env": ctx.env, "mode": ctx.mode,
+        "date_from": ctx.date_from, "date_to": ctx.date_to, "spark_app_id":
+        spark.sparkContext.applicationId, "lineage_run_id": lineage_run_id,
+        "parent_run_id": parent_run_id, **info,
+    }
+    run = {
+        **common,
+        "record_type": RUN, "step": None, "step_index": None, "status": status,
+        "started_at": ctx.started_at, "ended_at": ended,
         "duration_s": round((ended - ctx.started_at).total_seconds(), 3),
         "rows_read": ctx.rows_read,
-        "rows_loaded": ctx.rows_loaded,
-        "rows_quarantined": ctx.rows_quarantined,
+        "rows_written": sum(w.rows_inserted + w.rows_updated for w in ctx.writes),
+        "rows_loaded": ctx.rows_loaded, "rows_quarantined": ctx.rows_quarantined,
         "rows_filtered": ctx.rows_filtered,
-        "steps": [
-            (s.name, s.started_at, s.ended_at, float(s.duration_s), s.rows_in, s.rows_out)
-            for s in ctx.steps
-        ],
         "writes": [tuple(asdict(w).values()) for w in ctx.writes],
         "quality": json.dumps(ctx.quality),
+        "schema_changes": schema_changes(spark, ctx),
         "notes": list(ctx.notes),
         "error_class": type(error).__name__ if error else None,
         "error_message": str(error)[:4000] if error else None,
-        "spark_app_id": spark.sparkContext.applicationId,
-        "etl_version": etl.__version__,
+        **_stage_columns(stages),
     }
-    row = tuple(record[f.name] for f in RUN_SCHEMA.fields)
+    rows = [run]
+    for index, step in enumerate(ctx.steps):
+        failed_here = status != SUCCEEDED and index == len(ctx.steps) - 1
+        rows.append({
+            **common,
+            "record_type": STEP, "step": step.name, "step_index": index,
+            "status": status if failed_here else SUCCEEDED,
+            "started_at": step.started_at, "ended_at": step.ended_at,
+            "duration_s": float(step.duration_s), "rows_read": step.rows_in,
+            "rows_written": step.rows_out,
+            "error_class": run["error_class"] if failed_here else None,
+            "error_message": run["error_message"] if failed_here else None,
+        })
     (
-        spark.createDataFrame([row], RUN_SCHEMA)
+        spark.createDataFrame([tuple(r.get(f.name) for f in RUN_SCHEMA.fields) for r in rows],
+                              RUN_SCHEMA)
         .write.format("delta")
         .mode("append")
+        .option("mergeSchema", "true")
+        .option("userMetadata", ctx.run_id)
         .save(ctx.warehouse.records("runs"))
     )
-    return record
+    return run
 
 
-def read_runs(spark: SparkSession, path: str, job: str | None = None) -> DataFrame | None:
+def _stage_columns(stages: StageSummary | None) -> dict[str, Any]:
+    if stages is None:
+        return {}
+    return {f"spark_{k}": v for k, v in asdict(stages).items()}
+
+
+def read_runs(
+    spark: SparkSession,
+    path: str,
+    job: str | None = None,
+    *,
+    status: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    record_type: str = RUN,
+) -> DataFrame | None:
+    """The run record's rows of ``record_type``, newest first, filtered by job, status and the
+    date the run started (``since``/``until`` inclusive); ``None`` when nothing was recorded."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if since and until and since > until:
+        raise ValueError(f"since {since} is after until {until}")
     if not table_exists(spark, path):
         return None
     df = spark.read.format("delta").load(path)
+    if "record_type" in df.columns:
+        df = df.where(F.col("record_type") == record_type)
     if job:
         df = df.where(F.col("job") == job)
+    if status:
+        df = df.where(F.col("status") == status)
+    if since:
+        df = df.where(F.to_date("started_at") >= F.lit(since))
+    if until:
+        df = df.where(F.to_date("started_at") <= F.lit(until))
+    if record_type == STEP:  # run ids start with their UTC start time
+        return df.orderBy(F.col("run_id").desc(), F.col("step_index"))
     return df.orderBy(F.col("started_at").desc())
 
 
@@ -125,7 +342,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join([line, rule, *body])

@@ -9,17 +9,29 @@ them to exit codes (`etl.errors.exit_code`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
+from etl.alerts import run_alert, send_alert
 from etl.config import JobConfig
-from etl.context import RunContext, Warehouse
-from etl.errors import ConfigError, QualityGateError
+from etl.context import RunContext, Warehouse, utcnow
+from etl.errors import ConfigError, QualityGateError, SourceError
+from etl.lineage import ParentRun, RunLineage, column_lineage, lineage_run_id
 from etl.logs import bind_run, get_logger
-from etl.runlog import FAILED, QUALITY_FAILED, SUCCEEDED, record_run
+from etl.runlog import (
+    FAILED,
+    QUALITY_FAILED,
+    SUCCEEDED,
+    ProgressPrinter,
+    StageTracker,
+    record_run,
+)
 from etl.session import get_spark
 from etl.storage import configure_s3a
 
@@ -93,16 +105,23 @@ def run_job(
     date_to: dt.date | None = None,
     run_id: str | None = None,
     from_staging: str | None = None,
+    parent: ParentRun | None = None,
+    entry: JobFunction | None = None,
 ) -> RunContext:
     """Run the job of ``config``; return its context (rows, writes, steps, quality).
 
     Without dates the run is incremental; with ``date_from``/``date_to`` it reprocesses exactly
     those logical dates; with ``from_staging`` it redoes the transform and load of that earlier
-    run from its staged extracts, without reading the sources. The run record is appended under
-    ``<warehouse>/_etl/runs`` in every case.
+    run from its staged extracts, without reading the sources. Around the job it emits the
+    OpenLineage START and COMPLETE/FAIL events (``parent``, else ``$OPENLINEAGE_PARENT_ID``, names
+    the pipeline's run), appends the run record under ``<warehouse>/_etl/runs`` in every case,
+    records a failure to read a source in ``<warehouse>/_etl/dead_letters``, and sends alerts
+    (failure, quality gate, slow run). ``entry`` replaces the configured entrypoint (``etl replay``
+    uses it).
     """
-    entry = resolve_entrypoint(config)
+    entry = entry or resolve_entrypoint(config)
     check_from_staging(config, from_staging, date_from is not None)
+    parent = parent or ParentRun.from_env()
     ctx = new_context(config, date_from, date_to, run_id)
     ctx.staged_run = from_staging
     bind_run(
@@ -113,18 +132,70 @@ def run_job(
     log = get_logger("etl.run")
     session = spark or get_spark(config.spark)
     configure_s3a(session, config.s3)
+    lineage = RunLineage(config, ctx, parent)
+    record = functools.partial(
+        record_run, session, ctx, lineage_run_id=lineage_run_id(ctx.run_id),
+        parent_run_id=parent.run_id if parent else None,
+    )
     log.info("run started", warehouse=ctx.warehouse.root, from_staging=from_staging)
+    tracker = StageTracker(session).begin()
+    lineage.start()
     try:
-        entry(session, ctx, config)
+        with column_lineage(session, config.lineage, ctx), ProgressPrinter(session):
+            entry(session, ctx, config)
     except QualityGateError as exc:
         log.error("run stopped by the quality gate", error=str(exc))
-        record_run(session, ctx, QUALITY_FAILED, exc)
+        _finish(config, ctx, record(QUALITY_FAILED, exc, stages=tracker.summary()))
+        lineage.fail(session, exc)
+        send_alert(config.alerts, run_alert(ctx, "quality_gate", str(exc), table=exc.table,
+                                            failures=exc.failures))
         raise
     except BaseException as exc:
         log.error("run failed", error_class=type(exc).__name__, error=str(exc)[:2000])
-        record_run(session, ctx, FAILED, exc)
+        if isinstance(exc, SourceError):
+            record_dead_letter(session, ctx, exc)
+        _finish(config, ctx, record(FAILED, exc, stages=tracker.summary()))
+        lineage.fail(session, exc)
+        send_alert(config.alerts, run_alert(ctx, "failure", f"{type(exc).__name__}: {exc}"[:1000],
+                                            error_class=type(exc).__name__))
         raise
-    record = record_run(session, ctx, SUCCEEDED)
-    log.info("run succeeded", duration_s=record["duration_s"], rows_read=ctx.rows_read,
+    result = record(SUCCEEDED, stages=tracker.summary())
+    lineage.complete(session)
+    _finish(config, ctx, result)
+    log.info("run succeeded", duration_s=result["duration_s"], rows_read=ctx.rows_read,
              rows_loaded=ctx.rows_loaded, rows_quarantined=ctx.rows_quarantined)
     return ctx
+
+
+def _finish(config: JobConfig, ctx: RunContext, record: dict[str, Any]) -> None:
+    """Alert when the run took longer than ``alerts.max_duration_s``."""
+    limit = config.alerts.max_duration_s
+    if limit > 0 and record["duration_s"] > limit:
+        send_alert(config.alerts, run_alert(
+            ctx, "slow_run", f"took {record['duration_s']:.1f}s, limit {limit:g}s",
+            duration_s=record["duration_s"], limit_s=limit, status=record["status"]))
+
+
+DEAD_LETTER_SCHEMA = T.StructType(
+    [
+        T.StructField("job", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("source", T.StringType()),
+        T.StructField("error_class", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+_SOURCE_NAME = re.compile(r"^source (?P<name>[A-Za-z0-9_.-]+):")
+
+
+def record_dead_letter(spark: SparkSession, ctx: RunContext, error: SourceError) -> None:
+    """Append a whole-source failure (an unreadable file, an API that kept failing) to
+    ``<warehouse>/_etl/dead_letters`` with the source's name and the reason."""
+    match = _SOURCE_NAME.match(str(error))
+    row = (ctx.job, ctx.run_id, match.group("name") if match else None, type(error).__name__,
+           str(error)[:4000], utcnow())
+    (
+        spark.createDataFrame([row], DEAD_LETTER_SCHEMA)
+        .write.format("delta").mode("append").save(ctx.warehouse.records("dead_letters"))
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from etl.errors import EXIT_OK
+from etl.errors import EXIT_OK, ConfigError
 
 
 def register(commands: Any) -> None:
@@ -21,7 +21,18 @@ def register(commands: Any) -> None:
     runs.add_argument("job", nargs="?", help="only this job")
     runs.add_argument("--env", default="local", help="environment overlay (default: local)")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
+    runs.add_argument("--status", choices=["succeeded", "failed", "quality_failed"],
+                      help="only runs that ended so")
+    runs.add_argument("--since", type=_date, help="only runs started on or after this date")
+    runs.add_argument("--until", type=_date, help="only runs started on or before this date")
+    runs.add_argument("--steps", action="store_true", help="one line per step of each run")
     runs.set_defaults(handler=handle_runs)
+
+
+def _date(text: str) -> Any:
+    from etl.commands.run import parse_date
+
+    return parse_date(text)
 
 
 def handle_jobs(args: argparse.Namespace) -> int:
@@ -38,26 +49,40 @@ def handle_jobs(args: argparse.Namespace) -> int:
 def handle_runs(args: argparse.Namespace) -> int:
     from etl.config import load_job_config, load_settings
     from etl.context import Warehouse
-    from etl.runlog import format_table, read_runs
+    from etl.runlog import RUN, STEP, format_table, read_runs
     from etl.session import get_spark
 
+    if args.since and args.until and args.since > args.until:
+        raise ConfigError(f"--since {args.since} is after --until {args.until}")
     if args.job:
         settings: Any = load_job_config(args.job, env=args.env, directory=args.conf_dir)
     else:
         settings = load_settings(env=args.env, directory=args.conf_dir)
     spark = get_spark(settings.spark)
-    runs = read_runs(spark, Warehouse.at(settings.paths.warehouse).records("runs"), args.job)
+    runs = read_runs(
+        spark, Warehouse.at(settings.paths.warehouse).records("runs"), args.job,
+        status=args.status, since=args.since, until=args.until,
+        record_type=STEP if args.steps else RUN,
+    )
     if runs is None:
         print("no runs recorded yet")
         return EXIT_OK
     rows = runs.limit(args.limit).collect()
+    if args.steps:
+        print(format_table(
+            ["run_id", "job", "step", "status", "rows_in", "rows_out", "seconds"],
+            [(r.run_id, r.job, r.step, r.status, r.rows_read, r.rows_written, r.duration_s)
+             for r in rows]))
+        return EXIT_OK
     print(
         format_table(
-            ["run_id", "job", "status", "mode", "dates", "read", "loaded", "quarantined", "seconds"],
+            ["run_id", "job", "status", "mode", "dates", "read", "loaded", "quarantined",
+             "written", "seconds", "error"],
             [
                 (r.run_id, r.job, r.status, r.mode,
                  f"{r.date_from}..{r.date_to}" if r.date_from else "", r.rows_read, r.rows_loaded,
-                 r.rows_quarantined, r.duration_s)
+                 r.rows_quarantined, getattr(r, "rows_written", None), r.duration_s,
+                 r.error_class)
                 for r in rows
             ],
         )

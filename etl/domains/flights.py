@@ -233,3 +233,74 @@ def _date_range_predicate(ctx: RunContext) -> str:
     first, last = _dates(ctx)
     return f"flight_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
 
+
+
+def replay(spark: SparkSession, ctx: RunContext, config: JobConfig, quarantined: DataFrame) -> None:
+    """``etl replay flights --run RUN_ID``: send quarantined flight rows back through typing,
+    the quality gate and the silver MERGE (then gold for the touched dates), once the data or
+    the rules (``params.na_values``) are fixed.
+
+    ``quarantined`` holds rows of ``quarantine/flights`` (``record`` is the row as landed). Each
+    row keeps its landed file and that file's modification time from bronze, so a newer landed
+    version of a flight still wins; rows that fail again are quarantined under this run.
+    """
+    from pyspark.sql import types as T
+
+    source = config.source("flights")
+    silver_target = config.target("silver_flights")
+    silver_path = ctx.warehouse.table("silver", silver_target.table)
+    bronze_path = ctx.warehouse.table("bronze", config.target("bronze_flights").table)
+    na_values = _na_values(config)
+    record = T.StructType([T.StructField(c, T.StringType()) for c in source.columns])
+    modified = (
+        read_delta(spark, bronze_path).groupBy("_source_file")
+        .agg(F.max("_source_modified").alias("_file_modified"))
+    )
+    with ctx.step("extract") as step:
+        refs = _references(spark, ctx, config, FileLedger(spark, ctx.warehouse.records(
+            "state/files")), na_values, {})
+        batch = (
+            quarantined.select(F.from_json("record", record).alias("r"),
+                               F.col("source_file").alias("_source_file"), "quarantined_at")
+            .join(modified, "_source_file", "left")
+            .select("r.*", F.lit(None).cast("string").alias("_corrupt_record"), "_source_file",
+                    F.coalesce("_file_modified", "quarantined_at").alias("_source_modified"),
+                    F.lit(ctx.run_id).alias("_run_id"),
+                    F.lit(ctx.started_at).cast("timestamp").alias("_ingested_at"))
+        )
+        step.rows_out = quarantined.count()
+    with ctx.step("transform") as step:
+        typed = batch.transform(type_flights(na_values)).persist()
+        ctx.rows_read = step.rows_in = typed.count()
+        valid, rejected = split_rejected(typed)
+        ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table,
+                                                list(source.columns))
+        silver_batch = (
+            valid.transform(latest_per_key(FLIGHT_KEY, SEQUENCE))
+            .transform(enrich_flights(refs["airlines"], refs["airports"], refs["planes"],
+                                      refs["weather"]))
+            .persist()
+        )
+        ctx.rows_loaded = step.rows_out = silver_batch.count()
+        ctx.rows_filtered = ctx.rows_read - ctx.rows_loaded - ctx.rows_quarantined
+    with ctx.step("audit") as step:
+        step.rows_in = ctx.rows_loaded
+        audit(spark, ctx, f"silver/{silver_target.table}", silver_batch,
+              config.quality.get("silver_flights", []))
+    with ctx.step("publish") as step:
+        if ctx.rows_loaded:
+            touched = [r["flight_date"] for r in silver_batch.select("flight_date").distinct().collect()]
+            ctx.record_write(
+                DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
+                .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id).execute(silver_batch)
+            )
+            dates = in_predicate("flight_date", touched)
+            gold = read_delta(spark, silver_path).where(dates).transform(carrier_daily_performance)
+            ctx.record_write(
+                DeltaOverwrite(spark, ctx.warehouse.table("gold", config.target(
+                    "gold_performance").table)).replace_where(dates)
+                .user_metadata(ctx.run_id).execute(gold)
+            )
+        step.rows_out = ctx.rows_loaded
+    typed.unpersist()
+    silver_batch.unpersist()

@@ -148,10 +148,12 @@ def test_gold_matches_silver_aggregation(loaded):
 def test_run_record_and_ledger(loaded):
     flights, ctx = loaded
     runs = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl" / "runs"))
-    row = runs.where(F.col("run_id") == ctx.run_id).first()
+    row = runs.where((F.col("run_id") == ctx.run_id) & (F.col("record_type") == "run")).first()
     assert (row.status, row.mode, row.rows_read, row.rows_loaded, row.rows_quarantined) == (
         "succeeded", "incremental", 3393, 3393, 0)
-    assert [s.name for s in row.steps] == ["extract", "transform", "audit", "publish"]
+    steps = runs.where((F.col("run_id") == ctx.run_id) & (F.col("record_type") == "step"))
+    assert [s.step for s in steps.orderBy("step_index").collect()] == [
+        "extract", "transform", "audit", "publish"]
     ledger = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl/state/files"))
     assert ledger.where("source = 'flights'").count() == 2
     assert ledger.where("source != 'flights'").count() == 4
@@ -259,7 +261,7 @@ def test_failed_quality_gate_publishes_nothing(spark, tmp_path):
         str(flights.warehouse / "_etl" / "quality_metrics"))
     assert metrics.where("rule = 'tailnum_complete' AND NOT passed").count() == 1
     runs = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl" / "runs"))
-    assert [r.status for r in runs.collect()] == ["quality_failed"]
+    assert [r.status for r in runs.where("record_type = 'run'").collect()] == ["quality_failed"]
 
 
 def test_backfill_twice_leaves_identical_tables(spark, tmp_path):

@@ -24,7 +24,7 @@ from etl.config import (
 from etl.errors import EXIT_USAGE, ConfigError
 
 SPARK_KEYS = "app_name, conf, driver_memory, jars_dir, log_level, master, shuffle_partitions"
-TOP_KEYS = "deploy, env, job, logging, params, paths, quality, s3, sources, spark, staging, targets"
+TOP_KEYS = "alerts, deploy, env, job, lineage, logging, params, paths, quality, s3, sources, spark, staging, targets"
 
 
 @pytest.fixture()

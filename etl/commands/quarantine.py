@@ -1,0 +1,134 @@
+"""``etl quarantine TABLE``, ``etl replay TABLE --run RUN_ID`` and ``etl dead-letters``: look at
+rejected rows and whole-source failures, and send rejected rows back once fixed.
+
+Replay protocol: the job's entrypoint module defines
+``replay(spark, ctx, config, quarantined)``, where ``quarantined`` holds the rows of
+``quarantine/<TABLE>`` to replay (``record`` is the row as landed, ``source_file`` its file). It
+runs them through the job's transforms, checks and load like a normal run (with its own run id,
+run record, lineage events and alerts). Afterwards those quarantine rows are marked replayed
+(``replayed_at``, ``replay_run_id``) and are not replayed again; rows that fail again are
+quarantined anew under the replay's run id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any
+
+from etl.errors import EXIT_OK, ConfigError, EtlError, exit_code
+
+
+def register(commands: Any) -> None:
+    quarantine = commands.add_parser(
+        "quarantine", help="list quarantined rows of a table by run and rule",
+        description="Count the rows in <warehouse>/quarantine/TABLE by run and reason (rule), "
+        "with how many were replayed; --rows lists the rows themselves.",
+    )
+    quarantine.add_argument("table", help="table name, e.g. flights")
+    quarantine.add_argument("--run", dest="run_id", help="only this run")
+    quarantine.add_argument("--rows", action="store_true", help="list rows, not counts")
+    quarantine.add_argument("--limit", type=int, default=50, help="rows to show (default: 50)")
+    quarantine.add_argument("--env", default="local", help="environment overlay (default: local)")
+    quarantine.set_defaults(handler=handle_quarantine)
+
+    replay = commands.add_parser(
+        "replay", help="send quarantined rows back through the job",
+        description="Replay the rows quarantined for TABLE by run RUN_ID through the job's "
+        "transform, quality checks and load (after fixing the data or the rules), and mark them "
+        "replayed. Exit codes as for `etl run`.",
+    )
+    replay.add_argument("table", help="table name, e.g. flights")
+    replay.add_argument("--run", dest="run_id", required=True, help="the run that quarantined them")
+    replay.add_argument("--env", default="local", help="environment overlay (default: local)")
+    replay.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a configuration value (repeatable), e.g. --set 'params.na_values=[NA, N/A]'",
+    )
+    replay.set_defaults(handler=handle_replay)
+
+    dead = commands.add_parser(
+        "dead-letters", help="list whole-source failures",
+        description="List the sources that could not be read, with the reason, from "
+        "<warehouse>/_etl/dead_letters.",
+    )
+    dead.add_argument("job", nargs="?", help="only this job")
+    dead.add_argument("--env", default="local", help="environment overlay (default: local)")
+    dead.set_defaults(handler=handle_dead_letters)
+
+
+def _session(args: argparse.Namespace) -> tuple[Any, Any]:
+    from etl.config import load_settings
+    from etl.context import Warehouse
+    from etl.session import get_spark
+
+    settings = load_settings(env=args.env, directory=args.conf_dir)
+    return get_spark(settings.spark), Warehouse.at(settings.paths.warehouse)
+
+
+def handle_quarantine(args: argparse.Namespace) -> int:
+    from etl.replay import quarantine_summary, read_quarantine
+    from etl.runlog import format_table
+
+    spark, warehouse = _session(args)
+    rows = read_quarantine(spark, warehouse, args.table, args.run_id)
+    if args.rows:
+        found = rows.orderBy("quarantined_at", "source_file").limit(args.limit).collect()
+        print(format_table(
+            ["run_id", "source_file", "reasons", "record", "replay_run_id"],
+            [(r.run_id, r.source_file, "; ".join(r.reasons), r.record, r.replay_run_id)
+             for r in found]))
+        return EXIT_OK
+    print(format_table(["run_id", "reason", "rows", "replayed"],
+                       [tuple(r) for r in quarantine_summary(rows)]))
+    return EXIT_OK
+
+
+def handle_replay(args: argparse.Namespace) -> int:
+    from etl import logs
+    from etl.config import load_job_config
+    from etl.replay import jobs_of, replay
+
+    spark, warehouse = _session(args)
+    jobs = jobs_of(spark, warehouse, args.table, args.run_id)
+    if len(jobs) != 1:
+        raise ConfigError(f"quarantine/{args.table} has rows of run {args.run_id} from jobs "
+                          f"{jobs}; expected exactly one")
+    config = load_job_config(jobs[0], env=args.env, overrides=args.overrides,
+                             directory=args.conf_dir)
+    module = importlib.import_module(config.job.entrypoint.partition(":")[0])
+    hook = getattr(module, "replay", None)
+    if not callable(hook):
+        raise ConfigError(f"job {config.job.name}: {module.__name__} has no replay(spark, ctx, "
+                          "config, quarantined) function", key="job.entrypoint")
+    logs.configure(config.logging.format, config.logging.level)
+    try:
+        ctx, marked = replay(spark, config, args.table, args.run_id, hook)
+    except EtlError as exc:
+        print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    print(f"replay run {ctx.run_id}: {marked} quarantined rows of run {args.run_id} replayed: "
+          f"loaded {ctx.rows_loaded}, quarantined again {ctx.rows_quarantined}")
+    return EXIT_OK
+
+
+def handle_dead_letters(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from etl.runlog import format_table
+    from etl.writers.delta import table_exists
+
+    spark, warehouse = _session(args)
+    path = warehouse.records("dead_letters")
+    if not table_exists(spark, path):
+        print("no dead letters recorded")
+        return EXIT_OK
+    df = spark.read.format("delta").load(path)
+    if args.job:
+        df = df.where(F.col("job") == args.job)
+    rows = df.orderBy(F.col("recorded_at").desc()).collect()
+    print(format_table(["recorded_at", "job", "run_id", "source", "error_class", "reason"],
+                       [(r.recorded_at, r.job, r.run_id, r.source, r.error_class, r.reason[:200])
+                        for r in rows]))
+    return EXIT_OK
