@@ -13,7 +13,8 @@ state is its latest row (`BackfillLedger.current` also counts its attempts)::
     flights 2013-01-03  succeeded  ...     2         null
 
 ``status`` is ``pending`` (planned), ``running`` (its batch started), ``succeeded`` or
-``failed``. Appends never conflict, so the ledger costs one small commit per change. A rerun of the same range skips the succeeded dates and runs the others (failed,
+``failed``. Appends never conflict, so the ledger costs one small commit per change.
+A rerun of the same range skips the succeeded dates and runs the others (failed,
 pending, and ``running`` ones left by a killed process), so each date is processed successfully
 exactly once; ``force`` runs every date again. The worker threads only run jobs; this thread
 writes the ledger. ``ETL_PARENT_RUN_ID`` holds the backfill's own id while it runs. An interrupt (Ctrl-C) marks the

@@ -234,6 +234,7 @@ class DeploySettings:
     dataproc: DataprocSettings = field(default_factory=DataprocSettings)
 class LineageSettings:
     """OpenLineage run events (see `etl.lineage`)."""
+
     enabled: bool = True
     #: The OpenLineage namespace of the jobs (datasets get the namespace of their storage).
     namespace: str = "etl"
@@ -253,16 +254,26 @@ class LineageSettings:
     #: lineage (events in ``<warehouse>/_etl/lineage/spark/<job>.jsonl``); needs the
     #: ``io.openlineage:openlineage-spark`` jar (etl/jars.txt).
     spark_listener: bool = False
+
+
+@dataclass(frozen=True)
 class AlertChannel:
     """Where an alert goes: an HTTP webhook (Slack-compatible JSON), an SNS topic, or the log."""
+
     type: Literal["webhook", "sns", "log"]
     #: webhook: the URL to POST to.
     url: str = ""
     #: sns: the topic ARN, and optionally the region and endpoint (a local SNS API).
     topic_arn: str = ""
+    region: str = ""
+    endpoint_url: str = ""
     timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     """When runs raise alerts (see `etl.alerts`)."""
+
     channels: list[AlertChannel] = field(default_factory=list)
     on_failure: bool = True
     on_quality_gate: bool = True
@@ -680,15 +691,15 @@ def _convert(tp: Any, value: Any, origin: Mapping[str, str], dotted: str, defaul
 
 __all__ = [
     "DEFAULT_ENV",
+    "AlertChannel",
+    "AlertSettings",
+    "DataprocSettings",
+    "DeploySettings",
+    "EmrSettings",
     "JdbcConfig",
     "JdbcCredentials",
     "JdbcIncremental",
     "JdbcPartitioning",
-    "DataprocSettings",
-    "DeploySettings",
-    "EmrSettings",
-    "AlertChannel",
-    "AlertSettings",
     "JobConfig",
     "JobInfo",
     "LineageSettings",

@@ -377,7 +377,7 @@ class RunLineage:
             client = lineage_client(self.settings, self.ctx.warehouse, self.ctx.job)
             client.emit(event)
             client.close(timeout=self.settings.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - lineage must never fail the run it describes
+        except Exception as exc:
             log.warning("lineage event not emitted", event_type=event_type,
                         transport=self.settings.transport, error=f"{type(exc).__name__}: {exc}")
             return

@@ -359,7 +359,7 @@ def _run_with_retries(
                     raise
             outcome.status, outcome.error = SUCCEEDED, None
             return outcome
-        except Exception as exc:  # noqa: BLE001 - recorded in the outcome; retried if retryable
+        except Exception as exc:
             outcome.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             retry = outcome.attempts
             if not retryable(exc) or retry > policy.retries:

@@ -69,7 +69,7 @@ class Staging:
             df.write.mode("errorifexists").parquet(path)
         except EtlError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the source is read while staging: name it
+        except Exception as exc:
             raise SourceError(
                 f"source {source}: extracting to {path} failed: {jvm_error_text(exc)}"
             ) from None

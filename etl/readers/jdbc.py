@@ -231,7 +231,7 @@ def read_jdbc(
         df = reader.load()
     except (SourceError, ConfigError):
         raise
-    except Exception as exc:  # noqa: BLE001 - py4j/JDBC errors: name the source, one line
+    except Exception as exc:
         raise SourceError(f"source {source_name}: JDBC read failed: {jvm_error_text(exc)}") from None
     return JdbcExtract(
         source=source_name, df=df, query=query, watermark=range_, partitions=partitions

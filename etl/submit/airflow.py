@@ -10,8 +10,8 @@ Per job, by the pipeline's ``target``:
 
 A job's first task depends on the last task of each job it depends on. Every job runs for the
 DAG run's logical date (``--date {{ ds }}``). The file only needs Airflow and its Amazon or
-Google provider; the artefacts must already be uploaded (``etl submit JOB --target emr --cluster-id ID --upload-only``, or ``--target
-dataproc``).
+Google provider; the artefacts must already be uploaded
+(``etl submit JOB --target emr --cluster-id ID --upload-only``, or ``--target dataproc``).
 """
 
 from __future__ import annotations

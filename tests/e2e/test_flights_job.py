@@ -22,7 +22,7 @@ from etl.runner import run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-import land_flights  # noqa: E402
+import land_flights
 
 pytestmark = pytest.mark.e2e
 MONTHS, DAYS = [1, 2], [1, 2]
