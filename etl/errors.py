@@ -60,3 +60,13 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, EtlError):
         return exc.exit_code
     return EXIT_FAILURE
+
+
+class SchemaPolicyError(WriteError):
+    """A batch's schema differs from its table's in a way the target's schema policy refuses;
+    raised before writing, so the table is untouched. The message names columns and types."""
+
+
+class WriteConflictError(WriteError):
+    """A write kept conflicting with concurrent commits after its bounded retries; the message
+    names the conflict (Delta's exception class)."""
