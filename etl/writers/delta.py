@@ -37,7 +37,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -77,6 +77,19 @@ CONFLICTS: tuple[type[Exception], ...] = (
 
 def table_exists(spark: SparkSession, path: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def table_detail(spark: SparkSession, path: str) -> Row:
+    """``DESCRIBE DETAIL`` of the Delta table at ``path`` (files, size, partitioning, properties)."""
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert detail is not None
+    return detail
+
+
+def latest_version(spark: SparkSession, path: str) -> int:
+    entry = DeltaTable.forPath(spark, path).history(1).first()
+    assert entry is not None
+    return int(entry["version"])
 
 
 def sql_literal(value: Any) -> str:
@@ -160,11 +173,11 @@ def session_confs(spark: SparkSession, confs: Mapping[str, str | None]) -> Itera
     try:
         yield
     finally:
-        for key, value in previous.items():
-            if value is None:
+        for key, old in previous.items():
+            if old is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, old)
 
 
 def commit_metadata(spark: SparkSession, text: str | None) -> AbstractContextManager[None]:
@@ -209,7 +222,7 @@ def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | 
 def apply_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> bool:
     """Set the table properties that differ from ``properties`` (one commit when any differs);
     returns whether a commit was made."""
-    current = DeltaTable.forPath(spark, path).detail().first()["properties"] or {}
+    current = table_detail(spark, path)["properties"] or {}
     changed = {k: v for k, v in properties.items() if current.get(k) != v}
     if not changed:
         return False
@@ -232,7 +245,9 @@ def register_table(spark: SparkSession, name: str, path: str) -> None:
     registered for another location is an error."""
     quoted = quoted_name(name)
     if spark.catalog.tableExists(name):
-        location = spark.sql(f"DESCRIBE DETAIL {quoted}").first()["location"]
+        detail = spark.sql(f"DESCRIBE DETAIL {quoted}").first()
+        assert detail is not None
+        location = str(detail["location"])
         if location.rstrip("/") not in (path.rstrip("/"), f"file:{path.rstrip('/')}"):
             raise WriteError(f"{path}: catalog name {name} already points at {location}")
         return
@@ -331,8 +346,9 @@ class DeltaWrite:
         recorded = committed_transaction(self.spark, self.path, app_id)
         if recorded is None or recorded < version:
             return None
-        current = DeltaTable.forPath(self.spark, self.path).history(1).first()
-        return WriteMetrics(table=self.table, operation="SKIPPED", version=current["version"])
+        return WriteMetrics(
+            table=self.table, operation="SKIPPED", version=latest_version(self.spark, self.path)
+        )
 
     def _conform(self, df: DataFrame) -> DataFrame:
         """The batch shaped by the schema policy; widenings are applied to the table first."""
@@ -360,7 +376,7 @@ class DeltaWrite:
             *(F.col(f"`{f.name}`").cast(types[f.name]).alias(f.name) if f.name in types
               else F.col(f"`{f.name}`") for f in schema.fields)
         )
-        partitions = DeltaTable.forPath(self.spark, self.path).detail().first()["partitionColumns"]
+        partitions = table_detail(self.spark, self.path)["partitionColumns"]
         writer = rewritten.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         if partitions:
             writer = writer.partitionBy(*partitions)
@@ -662,11 +678,13 @@ __all__ = [
     "dates_predicate",
     "in_predicate",
     "last_commit_metrics",
+    "latest_version",
     "partition_predicate",
     "read_delta",
     "register_table",
     "run_identity",
     "sql_literal",
+    "table_detail",
     "table_exists",
     "txn_confs",
 ]

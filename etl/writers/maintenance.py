@@ -22,7 +22,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from etl.errors import ConfigError, WriteError
-from etl.writers.delta import session_confs, table_exists
+from etl.writers.delta import session_confs, table_detail, table_exists
 from etl.writers.parquet import storage_files
 
 DEFAULT_RETENTION_HOURS = 168.0
@@ -73,7 +73,7 @@ def retention_hours(interval: str | None) -> float:
 
 
 def file_stats(spark: SparkSession, path: str) -> FileStats:
-    detail = DeltaTable.forPath(spark, path).detail().first()
+    detail = table_detail(spark, path)
     stored = storage_files(spark, path)
     return FileStats(int(detail["numFiles"]), int(detail["sizeInBytes"]), len(stored),
                      sum(stored.values()))
@@ -93,7 +93,7 @@ def maintain(
     if not table_exists(spark, path):
         raise ConfigError(f"no Delta table at {path}", key="TABLE")
     table = DeltaTable.forPath(spark, path)
-    detail = table.detail().first()
+    detail = table_detail(spark, path)
     columns = set(table.toDF().columns)
     unknown = [c for c in zorder_by if c not in columns]
     partitioned = [c for c in zorder_by if c in detail["partitionColumns"]]

@@ -6,8 +6,7 @@ Guarantees and limits:
 * ``overwrite_partitions()`` replaces exactly the partitions the batch has rows for (Spark's
   dynamic partition overwrite, set on this write only); other partitions are untouched;
 * files are sized by ``target_file_rows`` (at most that many rows per file) or
-  ``target_file_bytes`` (rows per file estimated from the batch's size in Spark's optimizer
-  statistics); the batch is repartitioned by the partition columns, so each partition is
+  ``target_file_bytes`` (rows per file estimated from a sample of the batch's rows); the batch is repartitioned by the partition columns, so each partition is
   written by one task into as few files as the size allows;
 * plain Parquet has no transaction log: a failed write can leave partial files in the
   partitions it was writing (Spark's commit protocol removes its temporary files, but a crash
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from etl.context import WriteMetrics
 from etl.errors import WriteError
@@ -55,13 +55,14 @@ def storage_files(spark: SparkSession, path: str, suffix: str = ".parquet") -> d
     return found
 
 
-def estimated_row_bytes(df: DataFrame) -> float:
-    """Bytes per row from the optimizer's size estimate of ``df`` (at least 1)."""
-    stats = df._jdf.queryExecution().optimizedPlan().stats()
-    size = float(str(stats.sizeInBytes()))
-    rows_option = stats.rowCount()
-    rows = float(str(rows_option.get())) if rows_option.isDefined() else float(df.count())
-    return max(size / rows, 1.0) if rows else 1.0
+def estimated_row_bytes(df: DataFrame, sample_rows: int = 1000) -> float:
+    """Bytes per row, estimated from the JSON length of up to ``sample_rows`` rows (at least 1).
+    Parquet compresses, so files come out smaller than the target: the estimate errs on the
+    side of more, smaller files. (The optimizer's size statistics are no help here: a batch
+    built in memory or by joins reports an unknown, maximal size.)"""
+    length = F.length(F.to_json(F.struct(*(F.col(f"`{c}`") for c in df.columns))))
+    row = df.limit(sample_rows).agg(F.avg(length).alias("bytes")).first()
+    return max(float(row["bytes"] or 1.0), 1.0) if row is not None else 1.0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ Example (in a job's ``run(spark, ctx, config)``)::
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -62,8 +64,19 @@ def delta_writer(spark: SparkSession, path: str, target: TargetConfig) -> DeltaW
     )
 
 
-def target_writer(spark: SparkSession, ctx: RunContext, name: str, target: TargetConfig) -> Any:
-    """The writer of target ``name`` for this run (Delta, Parquet or JDBC)."""
+def input_digest(inputs: Iterable[str]) -> str:
+    """A short stable digest of a batch's inputs (e.g. landed files as ``path:size:mtime``),
+    usable as the logical run of `write_target`: a retried run over the same inputs then has
+    the same identity, whatever its run id."""
+    return hashlib.sha256("\n".join(sorted(inputs)).encode()).hexdigest()[:16]
+
+
+def target_writer(
+    spark: SparkSession, ctx: RunContext, name: str, target: TargetConfig,
+    logical_run: str | None = None,
+) -> Any:
+    """The writer of target ``name`` for this run (Delta, Parquet or JDBC); Delta commits carry
+    the identity of (job, ``name``, ``logical_run`` or else the run id)."""
     if target.format == "jdbc":
         assert target.jdbc_url and target.jdbc_table and target.jdbc_user
         connection = JdbcConnection(target.jdbc_url, target.jdbc_user, target.password_env)
@@ -84,16 +97,18 @@ def target_writer(spark: SparkSession, ctx: RunContext, name: str, target: Targe
         return writer
     return (
         delta_writer(spark, path, target).user_metadata(ctx.run_id)
-        .idempotent(*run_identity(ctx.job, name, ctx.run_id))
+        .idempotent(*run_identity(ctx.job, name, logical_run or ctx.run_id))
     )
 
 
 def write_target(
-    spark: SparkSession, ctx: RunContext, name: str, target: TargetConfig, df: DataFrame
+    spark: SparkSession, ctx: RunContext, name: str, target: TargetConfig, df: DataFrame,
+    *, logical_run: str | None = None,
 ) -> WriteMetrics:
     """Write ``df`` to target ``name`` in one commit, record the metrics on ``ctx`` (and any
-    schema change the policy applied, as a note), and return them."""
-    writer = target_writer(spark, ctx, name, target)
+    schema change the policy applied, as a note), and return them. ``logical_run`` (default:
+    the run id) identifies the commit: writing again with the same one is skipped."""
+    writer = target_writer(spark, ctx, name, target, logical_run)
     if isinstance(writer, DeltaWrite) and target.schema_policy != "fail":
         diff = writer.schema_diff(df)
         if diff:
@@ -104,4 +119,4 @@ def write_target(
     return metrics
 
 
-__all__ = ["delta_writer", "target_writer", "write_target"]
+__all__ = ["delta_writer", "input_digest", "target_writer", "write_target"]
