@@ -111,10 +111,16 @@ def sql_literal(value: Any) -> str:
 
 
 def in_predicate(column: str, values: Sequence[Any], alias: str | None = None) -> str:
-    """``col IN (v1, v2…)`` with values as SQL literals, sorted for a stable plan."""
+    """``col IN (v1, v2…)`` with values as SQL literals, sorted for a stable plan; a ``None``
+    among the values adds ``OR col IS NULL`` (``IN (NULL)`` matches nothing)."""
     name = f"{alias}.`{column}`" if alias else f"`{column}`"
-    literals = sorted({sql_literal(v) for v in values})
-    return f"{name} IN ({', '.join(literals)})"
+    present = [v for v in values if v is not None]
+    clauses = []
+    if present:
+        clauses.append(f"{name} IN ({', '.join(sorted({sql_literal(v) for v in present}))})")
+    if len(present) < len(values):
+        clauses.append(f"{name} IS NULL")
+    return clauses[0] if len(clauses) == 1 else f"({' OR '.join(clauses)})"
 
 
 def partition_predicate(

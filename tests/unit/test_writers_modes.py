@@ -16,6 +16,7 @@ from etl.writers.delta import (
     DeltaMerge,
     DeltaOverwrite,
     committed_transaction,
+    in_predicate,
     read_delta,
     run_identity,
 )
@@ -62,6 +63,20 @@ def test_duplicate_keys_with_equal_sequence_resolve_the_same_way_every_time(spar
 
     assert read_delta(spark, path).collect() == first
     assert len(first) == 1
+
+
+def test_late_rows_never_overwrite_newer_ones(spark, path):
+    merge = DeltaMerge(spark, path).keys("id").sequence_by("seq")
+    merge.execute(frame(spark, [(1, "a", 5, 2013), (2, "b", 5, 2013)]))
+
+    metrics = merge.execute(frame(spark, [(1, "a-late", 4, 2013), (2, "b-equal", 5, 2013), (3, "c", 1, 2013)]))
+
+    assert (metrics.rows_inserted, metrics.rows_updated, metrics.rows_deleted) == (1, 0, 0)
+    assert_df_equality(
+        read_delta(spark, path),
+        frame(spark, [(1, "a", 5, 2013), (2, "b", 5, 2013), (3, "c", 1, 2013)]),
+        ignore_row_order=True,
+    )
 
 
 def test_duplicate_policy_is_checked_on_the_driver(spark, path):
@@ -247,3 +262,10 @@ def test_other_errors_are_not_retried(spark, path):
     with pytest.raises(ValueError):
         DeltaAppend(spark, path).retries(5)._commit(failing)
     assert len(calls) == 1
+
+
+def test_in_predicate_covers_null_partition_values():
+    assert in_predicate("year", [None]) == "`year` IS NULL"
+    assert in_predicate("year", [2014, None, 2013], alias="t") == (
+        "(t.`year` IN (2013, 2014) OR t.`year` IS NULL)"
+    )
