@@ -1,9 +1,11 @@
 """Delta Lake writers: builders that validate on the driver and commit once in ``execute()``.
 
 Every writer is an immutable builder: each configuration call returns a new builder and nothing
-touches Spark or storage until the terminal ``execute(df)``, which performs exactly one Delta
-commit (atomic: readers see the table before or after it, never half of it) and returns
-`WriteMetrics` read from that commit's history entry.
+touches Spark or storage until the terminal ``execute(df)``, which writes the data in exactly
+one Delta commit (atomic: readers see the table before or after it, never half of it) and
+returns `WriteMetrics` read from that commit's history entry. Two changes of the table itself
+are separate commits: widening a column type under the ``evolve`` policy (just before the data
+commit) and setting table properties that differ from the configured ones (just after it).
 
 Example::
 
