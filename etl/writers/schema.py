@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -200,10 +199,6 @@ def conform(df: DataFrame, table: T.StructType, policy: SchemaPolicy, *, name: s
     return df.select(*columns)
 
 
-def widened_columns(diff: SchemaDiff) -> Sequence[ColumnChange]:
-    return diff.of_kind("widened")
-
-
 __all__ = [
     "RESCUED",
     "SCHEMA_POLICIES",
@@ -214,5 +209,4 @@ __all__ = [
     "conform",
     "diff_schemas",
     "is_widening",
-    "widened_columns",
 ]
