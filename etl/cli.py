@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "etl.commands.submit",
     "etl.commands.lineage",
     "etl.commands.quarantine",
+    "etl.commands.maintain",
 )
 
 

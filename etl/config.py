@@ -169,13 +169,74 @@ class StagingSettings:
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """A table under ``<warehouse>/<layer>/<table>``."""
+    """A table under ``<warehouse>/<layer>/<table>`` (Delta or Parquet), or a warehouse database
+    table (``format: jdbc``). `etl.writers.targets.write_target` turns it into a writer."""
 
     layer: Literal["bronze", "silver", "gold"]
     table: str
-    format: Literal["delta"] = "delta"
+    #: ``delta`` (default), ``parquet`` (plain files, no transaction log) or ``jdbc``.
+    format: Literal["delta", "parquet", "jdbc"] = "delta"
     partition_by: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    #: How a batch is written: ``append``; ``overwrite`` (the whole table);
+    #: ``overwrite_partitions`` (exactly the partitions the batch has rows for); ``merge``
+    #: (upsert on ``keys``); ``insert_only`` (new keys only); ``scd2`` (type 2 history).
+    #: jdbc targets: ``merge`` (upsert) or ``overwrite`` (truncate-insert).
+    mode: Literal[
+        "append", "overwrite", "overwrite_partitions", "merge", "insert_only", "scd2"
+    ] = "append"
+    #: When the batch's schema differs from the table's: ``fail`` before writing, ``evolve``
+    #: (additive changes and widenings), or ``rescue`` (unknown values into ``_rescued_data``).
+    schema_policy: Literal["evolve", "fail", "rescue"] = "fail"
+    #: Duplicate keys in a batch (merge, insert_only): ``reject`` with sample keys, or keep the
+    #: ``latest`` by ``sequence_by``.
+    duplicates: Literal["reject", "latest"] = "reject"
+    #: Ordering columns: a row never overwrites a stored row with a greater sequence.
+    sequence_by: list[str] = field(default_factory=list)
+    #: scd2: the columns whose change opens a new version, and the column of effective time.
+    tracked_columns: list[str] = field(default_factory=list)
+    effective_from: str | None = None
+    #: merge: the batch column that marks deletes, and its values meaning "delete".
+    delete_column: str | None = None
+    delete_values: list[str] = field(default_factory=lambda: ["D"])
+    #: merge with deletes: keep deleted rows and set this boolean column instead (soft delete).
+    soft_delete_column: str | None = None
+    #: Delta table properties, e.g. ``delta.enableChangeDataFeed: "true"``.
+    properties: dict[str, str] = field(default_factory=dict)
+    #: Also register the Delta table in the session catalog under this name (``db.table``).
+    catalog_name: str | None = None
+    #: Retries of a commit that conflicts with a concurrent writer.
+    max_retries: int = 3
+    #: parquet: at most this many rows per file, or about this many bytes per file.
+    target_file_rows: int | None = None
+    target_file_bytes: int | None = None
+    #: jdbc: the URL, the table (``schema.name``), the user, the environment variable holding
+    #: the password, and the SQL dialect.
+    jdbc_url: str | None = None
+    jdbc_table: str | None = None
+    jdbc_user: str | None = None
+    password_env: str = "ETL_PG_PASSWORD"
+    dialect: Literal["postgres", "redshift"] = "postgres"
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(key, message)`` for settings that do not fit together (checked at load time)."""
+        found = []
+        if self.mode in ("merge", "insert_only", "scd2") and not self.keys:
+            found.append(("keys", f"mode {self.mode} needs keys"))
+        if self.mode == "scd2" and not (self.tracked_columns and self.effective_from):
+            found.append(("tracked_columns", "mode scd2 needs tracked_columns and effective_from"))
+        if self.mode == "overwrite_partitions" and not self.partition_by:
+            found.append(("partition_by", "mode overwrite_partitions needs partition_by"))
+        if self.duplicates == "latest" and not self.sequence_by and self.mode == "merge":
+            found.append(("sequence_by", "duplicates: latest needs sequence_by"))
+        if self.format == "jdbc":
+            if not (self.jdbc_url and self.jdbc_table and self.jdbc_user):
+                found.append(("jdbc_url", "format jdbc needs jdbc_url, jdbc_table and jdbc_user"))
+            if self.mode not in ("merge", "overwrite"):
+                found.append(("mode", "format jdbc supports mode merge or overwrite"))
+        if self.format == "parquet" and self.mode not in ("append", "overwrite", "overwrite_partitions"):
+            found.append(("mode", "format parquet supports append, overwrite, overwrite_partitions"))
+        return found
 
 
 @dataclass(frozen=True)
@@ -383,6 +444,10 @@ def load_job_config(
         )
     for name, source in config.sources.items():
         _check_source(name, source, origin, str(job_file))
+    for name, target in config.targets.items():
+        for key, message in target.problems():
+            raise ConfigError(message, file=origin.get(f"targets.{name}", str(job_file)),
+                              key=f"targets.{name}.{key}")
     for name in config.quality:
         if name not in config.targets:
             raise ConfigError(

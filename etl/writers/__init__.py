@@ -1,5 +1,5 @@
-"""Writers: Delta tables (merge, overwrite of a slice) and the quarantine."""
+"""Writers: Delta tables (append, overwrite, merge, SCD2), Parquet, warehouse databases, quarantine."""
 
-from etl.writers.delta import DeltaMerge, DeltaOverwrite
+from etl.writers.delta import DeltaAppend, DeltaMerge, DeltaOverwrite
 
-__all__ = ["DeltaMerge", "DeltaOverwrite"]
+__all__ = ["DeltaAppend", "DeltaMerge", "DeltaOverwrite"]

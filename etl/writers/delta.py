@@ -1,9 +1,11 @@
 """Delta Lake writers: builders that validate on the driver and commit once in ``execute()``.
 
 Every writer is an immutable builder: each configuration call returns a new builder and nothing
-touches Spark or storage until the terminal ``execute(df)``, which performs exactly one Delta
-commit (atomic: readers see the table before or after it, never half of it) and returns
-`WriteMetrics` read from that commit's history entry.
+touches Spark or storage until the terminal ``execute(df)``, which writes the data in exactly
+one Delta commit (atomic: readers see the table before or after it, never half of it) and
+returns `WriteMetrics` read from that commit's history entry. Two changes of the table itself
+are separate commits: widening a column type under the ``evolve`` policy (just before the data
+commit) and setting table properties that differ from the configured ones (just after it).
 
 Example::
 
@@ -21,22 +23,75 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Self
 
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from etl.context import WriteMetrics
-from etl.errors import WriteError
+from etl.errors import SchemaPolicyError, WriteConflictError, WriteError
+from etl.logs import get_logger
+from etl.writers.schema import (
+    RESCUED,
+    SCHEMA_POLICIES,
+    ColumnChange,
+    SchemaDiff,
+    SchemaPolicy,
+    conform,
+    diff_schemas,
+)
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+_TXN_APP_CONF = "spark.databricks.delta.write.txnAppId"
+_TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+_AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
+_HISTORY_SEARCH = 20
+_log = get_logger("etl.writers")
+
+#: Delta's commit-conflict exceptions: a write that raises one did not commit and may be retried
+#: on a fresh snapshot.
+CONFLICTS: tuple[type[Exception], ...] = (
+    DeltaConcurrentModificationException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+)
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def table_detail(spark: SparkSession, path: str) -> Row:
+    """``DESCRIBE DETAIL`` of the Delta table at ``path`` (files, size, partitioning, properties)."""
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert detail is not None
+    return detail
+
+
+def latest_version(spark: SparkSession, path: str) -> int:
+    entry = DeltaTable.forPath(spark, path).history(1).first()
+    assert entry is not None
+    return int(entry["version"])
 
 
 def sql_literal(value: Any) -> str:
@@ -58,10 +113,16 @@ def sql_literal(value: Any) -> str:
 
 
 def in_predicate(column: str, values: Sequence[Any], alias: str | None = None) -> str:
-    """``col IN (v1, v2…)`` with values as SQL literals, sorted for a stable plan."""
+    """``col IN (v1, v2…)`` with values as SQL literals, sorted for a stable plan; a ``None``
+    among the values adds ``OR col IS NULL`` (``IN (NULL)`` matches nothing)."""
     name = f"{alias}.`{column}`" if alias else f"`{column}`"
-    literals = sorted({sql_literal(v) for v in values})
-    return f"{name} IN ({', '.join(literals)})"
+    present = [v for v in values if v is not None]
+    clauses = []
+    if present:
+        clauses.append(f"{name} IN ({', '.join(sorted({sql_literal(v) for v in present}))})")
+    if len(present) < len(values):
+        clauses.append(f"{name} IS NULL")
+    return clauses[0] if len(clauses) == 1 else f"({' OR '.join(clauses)})"
 
 
 def partition_predicate(
@@ -85,8 +146,15 @@ def partition_predicate(
     return " AND ".join(clauses)
 
 
-def last_commit_metrics(spark: SparkSession, path: str, table: str) -> WriteMetrics:
+def last_commit_metrics(
+    spark: SparkSession, path: str, table: str, user_metadata: str | None = None
+) -> WriteMetrics:
+    """Metrics of the table's latest commit, or, with ``user_metadata``, of the latest commit
+    carrying it (so a concurrent writer's newer commit is not reported as ours)."""
     entry = DeltaTable.forPath(spark, path).history(1).first()
+    if user_metadata is not None and entry is not None and entry["userMetadata"] != user_metadata:
+        recent = DeltaTable.forPath(spark, path).history(_HISTORY_SEARCH)
+        entry = recent.where(recent.userMetadata == user_metadata).first() or entry
     assert entry is not None
     m = {k: int(v) for k, v in (entry["operationMetrics"] or {}).items() if str(v).isdigit()}
     operation = entry["operation"]
@@ -112,20 +180,25 @@ def last_commit_metrics(spark: SparkSession, path: str, table: str) -> WriteMetr
 
 
 @contextmanager
-def commit_metadata(spark: SparkSession, text: str | None) -> Iterator[None]:
-    """Set Delta's commit ``userMetadata`` for the writes inside the block."""
-    if text is None:
-        yield
-        return
-    previous = spark.conf.get(_USER_METADATA_CONF, None)
-    spark.conf.set(_USER_METADATA_CONF, text)
+def session_confs(spark: SparkSession, confs: Mapping[str, str | None]) -> Iterator[None]:
+    """Set the Spark SQL confs whose value is not ``None`` for the block, then restore them."""
+    wanted = {k: v for k, v in confs.items() if v is not None}
+    previous = {k: spark.conf.get(k, None) for k in wanted}
+    for key, value in wanted.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        if previous is None:
-            spark.conf.unset(_USER_METADATA_CONF)
-        else:
-            spark.conf.set(_USER_METADATA_CONF, previous)
+        for key, old in previous.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
+
+
+def commit_metadata(spark: SparkSession, text: str | None) -> AbstractContextManager[None]:
+    """Set Delta's commit ``userMetadata`` for the writes inside the block."""
+    return session_confs(spark, {_USER_METADATA_CONF: text})
 
 
 def _require_columns(df: DataFrame, columns: Sequence[str], argument: str, path: str) -> None:
@@ -141,30 +214,291 @@ def _table_name(path: str) -> str:
     return "/".join(parts[-2:])
 
 
+def run_identity(job: str, target: str, logical_run: str) -> tuple[str, int]:
+    """The Delta transaction identity ``(txnAppId, txnVersion)`` of one logical run's write to one
+    target. The run is part of the application id (and the version is 0), so a retried run is
+    recognised exactly and never confused with an older or newer run of the same job."""
+    for name, value in (("job", job), ("target", target), ("logical_run", logical_run)):
+        if not value:
+            raise WriteError(f"run_identity: {name} must not be empty")
+    return f"etl/{job}/{target}/{logical_run}", 0
+
+
+def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | None:
+    """The latest ``txnVersion`` the table recorded for ``app_id`` (its ``SetTransaction``
+    state), or ``None``."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    empty = jvm.scala.Option.empty()
+    transactions = log.update(False, empty, empty).transactions()
+    return int(transactions.apply(app_id)) if transactions.contains(app_id) else None
+
+
+def apply_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> bool:
+    """Set the table properties that differ from ``properties`` (one commit when any differs);
+    returns whether a commit was made."""
+    current = table_detail(spark, path)["properties"] or {}
+    changed = {k: v for k, v in properties.items() if current.get(k) != v}
+    if not changed:
+        return False
+    pairs = ", ".join(f"{sql_literal(k)} = {sql_literal(v)}" for k, v in sorted(changed.items()))
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+    return True
+
+
+def quoted_name(name: str) -> str:
+    """``db.table`` as ```db`.`table```; raises `WriteError` for an empty part."""
+    parts = name.split(".")
+    if not all(parts) or len(parts) > 3:
+        raise WriteError(f"catalog name {name!r} must be table, db.table or catalog.db.table")
+    return ".".join(f"`{p}`" for p in parts)
+
+
+def register_table(spark: SparkSession, name: str, path: str) -> None:
+    """Register the Delta table at ``path`` in the session catalog (Hive metastore, or the AWS
+    Glue Data Catalog on EMR) as ``name``; its database is created when missing. A name already
+    registered for another location is an error."""
+    quoted = quoted_name(name)
+    if spark.catalog.tableExists(name):
+        detail = spark.sql(f"DESCRIBE DETAIL {quoted}").first()
+        assert detail is not None
+        location = str(detail["location"])
+        if location.rstrip("/") not in (path.rstrip("/"), f"file:{path.rstrip('/')}"):
+            raise WriteError(f"{path}: catalog name {name} already points at {location}")
+        return
+    if "." in name:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {quoted.rsplit('.', 1)[0]}")
+    spark.sql(f"CREATE TABLE {quoted} USING DELTA LOCATION '{path}'")
+
+
+DuplicatePolicy = Literal["reject", "latest"]
+DUPLICATE_POLICIES = ("reject", "latest")
+
+
+def _one_of(value: str, allowed: Sequence[str], argument: str, path: str) -> None:
+    if value not in allowed:
+        raise WriteError(f"{path}: {argument} must be one of {list(allowed)}, got {value!r}")
+
+
 @dataclass(frozen=True)
-class DeltaMerge:
-    """Upsert a batch into a Delta table by key with MERGE, in one commit.
+class DeltaWrite:
+    """What every Delta writer shares: commit identity and metadata, schema policy, retries on
+    commit conflicts, table properties and catalog registration.
 
-    Guarantees:
-
-    * rows are matched on ``keys`` (null-safe equality); the batch must hold each key once
-      (de-duplicate it first, e.g. with ``etl.transforms.cleaning.latest_per_key``), otherwise
-      the write fails with `WriteError` naming sample keys;
-    * with ``sequence_by``, a batch row replaces a stored row only when its sequence is
-      greater (compared as a tuple), so late-arriving older versions never overwrite newer ones
-      and re-merging the same batch changes nothing;
-    * with ``partitioned_by``, the merge condition gets literal predicates for the partitions
-      present in the batch, so untouched partitions are neither scanned nor rewritten;
-    * a table that does not exist yet is created from the batch (partitioned as configured).
+    * ``idempotent(app_id, version)``: the commit carries Delta's ``txnAppId``/``txnVersion``; when
+      the table already recorded that identity the write is skipped (metrics operation
+      ``SKIPPED``, no new version) — a run retried after its commit succeeded is a no-op;
+    * ``user_metadata(run_id)``: recorded in the commit (``DESCRIBE HISTORY``'s ``userMetadata``);
+    * ``schema_policy("evolve" | "fail" | "rescue")``: see `etl.writers.schema`; ``None`` (the
+      default) leaves schema checks to Delta;
+    * ``retries(n)``: a commit that fails with one of Delta's conflict exceptions (`CONFLICTS`)
+      is retried up to ``n`` times on a fresh snapshot, then fails with `WriteConflictError`
+      naming the conflict;
+    * ``properties({...})``: table properties set after the write when they differ;
+    * ``register_as("db.table")``: the table is registered in the session catalog by name.
     """
 
     spark: SparkSession
     path: str
+    metadata: str | None = None
+    txn: tuple[str, int] | None = None
+    policy: SchemaPolicy | None = None
+    max_retries: int = 3
+    table_properties: tuple[tuple[str, str], ...] = ()
+    catalog_name: str | None = None
+    partition_columns: tuple[str, ...] = ()
+
+    def user_metadata(self, text: str | None) -> Self:
+        return dataclasses.replace(self, metadata=text)
+
+    def idempotent(self, app_id: str, version: int) -> Self:
+        if not app_id or isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise WriteError(
+                f"{self.path}: idempotent() needs an app id and a version >= 0, "
+                f"got {app_id!r}, {version!r}"
+            )
+        return dataclasses.replace(self, txn=(app_id, version))
+
+    def schema_policy(self, policy: SchemaPolicy | None) -> Self:
+        if policy is not None:
+            _one_of(policy, SCHEMA_POLICIES, "schema_policy", self.path)
+        return dataclasses.replace(self, policy=policy)
+
+    def retries(self, attempts: int) -> Self:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise WriteError(f"{self.path}: retries must be an integer >= 0, got {attempts!r}")
+        return dataclasses.replace(self, max_retries=attempts)
+
+    def properties(self, properties: Mapping[str, str]) -> Self:
+        return dataclasses.replace(
+            self, table_properties=tuple(sorted((str(k), str(v)) for k, v in properties.items()))
+        )
+
+    def register_as(self, name: str | None) -> Self:
+        if name is not None:
+            quoted_name(name)
+        return dataclasses.replace(self, catalog_name=name)
+
+    # -- shared steps of execute() ----------------------------------------------------------
+
+    @property
+    def table(self) -> str:
+        return _table_name(self.path)
+
+    def schema_diff(self, df: DataFrame) -> SchemaDiff:
+        """How ``df`` differs from the table (empty when the table does not exist yet)."""
+        if not table_exists(self.spark, self.path):
+            return SchemaDiff()
+        schema = read_delta(self.spark, self.path).schema
+        if self.policy == "rescue":
+            schema = T.StructType([f for f in schema.fields if f.name != RESCUED])
+        return diff_schemas(schema, df.schema)
+
+    def _skipped(self) -> WriteMetrics | None:
+        if self.txn is None or not table_exists(self.spark, self.path):
+            return None
+        app_id, version = self.txn
+        recorded = committed_transaction(self.spark, self.path, app_id)
+        if recorded is None or recorded < version:
+            return None
+        return WriteMetrics(
+            table=self.table, operation="SKIPPED", version=latest_version(self.spark, self.path)
+        )
+
+    def _conform(self, df: DataFrame) -> DataFrame:
+        """The batch shaped by the schema policy; widenings are applied to the table first."""
+        if self.policy is None or not table_exists(self.spark, self.path):
+            return df
+        schema = read_delta(self.spark, self.path).schema
+        shaped = conform(df, schema, self.policy, name=self.path)
+        widened = diff_schemas(schema, df.schema).of_kind("widened")
+        if self.policy == "evolve" and widened:
+            self._widen(schema, widened, df.schema)
+        return shaped
+
+    def _widen(self, schema: T.StructType, widened: Sequence[ColumnChange], batch: T.StructType) -> None:
+        """Rewrite the table with the wider column types in one commit: Delta 3.3 cannot change
+        ``int`` to ``bigint`` in place (its type-widening feature covers only byte/short)."""
+        nested = [c.path for c in widened if "." in c.path]
+        if nested:
+            raise SchemaPolicyError(
+                f"{self.path}: schema policy 'evolve': widening nested fields {nested} is not "
+                "supported; nothing was written"
+            )
+        types = {c.path: batch[c.path].dataType for c in widened}
+        current = read_delta(self.spark, self.path)
+        rewritten = current.select(
+            *(F.col(f"`{f.name}`").cast(types[f.name]).alias(f.name) if f.name in types
+              else F.col(f"`{f.name}`") for f in schema.fields)
+        )
+        partitions = table_detail(self.spark, self.path)["partitionColumns"]
+        writer = rewritten.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if partitions:
+            writer = writer.partitionBy(*partitions)
+        if self.metadata is not None:
+            writer = writer.option("userMetadata", self.metadata)
+        writer.save(self.path)
+
+    def _save(self, df: DataFrame, mode: str, options: Mapping[str, str] | None = None) -> None:
+        """One ``DataFrameWriter`` commit with the identity, metadata and schema options."""
+        writer = df.write.format("delta")
+        if self.partition_columns:
+            # one file per partition rather than one per task and partition
+            writer = df.repartition(*self.partition_columns).write.format("delta")
+            writer = writer.partitionBy(*self.partition_columns)
+        writer = writer.mode(mode)
+        all_options = dict(options or {})
+        if self.policy in ("evolve", "rescue"):
+            all_options["mergeSchema"] = "true"
+        if self.metadata is not None:
+            all_options["userMetadata"] = self.metadata
+        if self.txn is not None:
+            all_options.update(txnAppId=self.txn[0], txnVersion=str(self.txn[1]))
+        for key, value in all_options.items():
+            writer = writer.option(key, value)
+        writer.save(self.path)
+
+    def _commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (one commit), retrying on Delta's conflict exceptions."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                action()
+                return
+            except CONFLICTS as exc:
+                if attempt == self.max_retries:
+                    first_line = (str(exc).strip().splitlines() or [""])[0]
+                    raise WriteConflictError(
+                        f"{self.path}: {type(exc).__name__} after {attempt + 1} attempts: "
+                        f"{first_line}"
+                    ) from exc
+                _log.warning("commit conflict; retrying on a fresh snapshot", table=self.table,
+                             conflict=type(exc).__name__, attempt=attempt + 1)
+
+    def _finish(self) -> WriteMetrics:
+        metrics = last_commit_metrics(self.spark, self.path, self.table, self.metadata)
+        if self.table_properties:
+            with commit_metadata(self.spark, self.metadata):
+                apply_properties(self.spark, self.path, dict(self.table_properties))
+        if self.catalog_name is not None:
+            register_table(self.spark, self.catalog_name, self.path)
+        return metrics
+
+
+def _dedupe(
+    df: DataFrame, keys: Sequence[str], sequence: Sequence[str], policy: DuplicatePolicy, path: str
+) -> DataFrame:
+    """One row per key: reject duplicates (`WriteError` with sample keys) or keep the latest by
+    ``sequence``; rows with equal sequence are ordered by their content, so the pick is stable."""
+    if policy == "reject":
+        dupes = df.groupBy(*keys).count().where("count > 1").limit(5).collect()
+        if dupes:
+            sample = [tuple(row[c] for c in keys) for row in dupes]
+            raise WriteError(
+                f"{path}: the batch holds keys {list(keys)} more than once, e.g. {sample}"
+            )
+        return df
+    content = F.sha2(F.to_json(F.struct(*(F.col(f"`{c}`") for c in df.columns))), 256)
+    order = [F.col(f"`{c}`").desc_nulls_last() for c in sequence] + [content.desc()]
+    window = Window.partitionBy(*(F.col(f"`{k}`") for k in keys)).orderBy(*order)
+    return df.withColumn("_etl_rank", F.row_number().over(window)).where("_etl_rank = 1").drop(
+        "_etl_rank"
+    )
+
+
+@dataclass(frozen=True)
+class DeltaMerge(DeltaWrite):
+    """Upsert a batch into a Delta table by key with MERGE, in one commit.
+
+    Guarantees:
+
+    * rows are matched on ``keys`` (null-safe equality). Duplicate keys in the batch are
+      rejected with `WriteError` naming sample keys (``on_duplicates("reject")``, the default),
+      or resolved to the latest row by ``sequence_by`` (``on_duplicates("latest")``; ties are
+      broken by the row's content, so the result is deterministic);
+    * with ``sequence_by``, a batch row replaces (or deletes) a stored row only when its
+      sequence is greater (compared as a tuple), so late-arriving older versions never
+      overwrite newer ones and re-merging the same batch changes nothing;
+    * ``deletes(op_column, values)``: batch rows whose ``op_column`` is one of ``values`` delete
+      the stored row (hard delete) and are never inserted; with ``soft_column`` the row is kept
+      and that boolean column is set instead (``true`` for deletes, ``false`` otherwise);
+    * ``insert_only()``: keys already in the table are left as they are; new keys are inserted
+      once (the batch is de-duplicated by the duplicates policy);
+    * with ``partitioned_by``, the merge condition gets literal predicates for the partitions
+      present in the batch, so untouched partitions are neither scanned nor rewritten, and
+      writers of disjoint partitions do not conflict;
+    * a table that does not exist yet is created from the batch (partitioned as configured);
+    * everything of `DeltaWrite` (idempotent commits, schema policy, retries).
+    """
+
     key_columns: tuple[str, ...] = ()
     sequence_columns: tuple[str, ...] = ()
-    partition_columns: tuple[str, ...] = ()
     prune: bool = True
-    metadata: str | None = None
+    duplicates: DuplicatePolicy = "reject"
+    op_column: str | None = None
+    delete_values: tuple[str, ...] = ()
+    soft_delete_column: str | None = None
+    only_insert: bool = False
 
     def keys(self, *columns: str) -> DeltaMerge:
         return dataclasses.replace(self, key_columns=tuple(columns))
@@ -175,8 +509,21 @@ class DeltaMerge:
     def partitioned_by(self, *columns: str, prune: bool = True) -> DeltaMerge:
         return dataclasses.replace(self, partition_columns=tuple(columns), prune=prune)
 
-    def user_metadata(self, text: str | None) -> DeltaMerge:
-        return dataclasses.replace(self, metadata=text)
+    def on_duplicates(self, policy: DuplicatePolicy) -> DeltaMerge:
+        _one_of(policy, DUPLICATE_POLICIES, "on_duplicates", self.path)
+        return dataclasses.replace(self, duplicates=policy)
+
+    def deletes(
+        self, op_column: str, values: Sequence[str] = ("D",), *, soft_column: str | None = None
+    ) -> DeltaMerge:
+        if isinstance(values, str) or not values:
+            raise WriteError(f"{self.path}: deletes() needs a list of op values, got {values!r}")
+        return dataclasses.replace(
+            self, op_column=op_column, delete_values=tuple(values), soft_delete_column=soft_column
+        )
+
+    def insert_only(self, enabled: bool = True) -> DeltaMerge:
+        return dataclasses.replace(self, only_insert=enabled)
 
     def _validate(self, df: DataFrame) -> None:
         if not self.key_columns:
@@ -184,68 +531,112 @@ class DeltaMerge:
         _require_columns(df, self.key_columns, "keys", self.path)
         _require_columns(df, self.sequence_columns, "sequence_by", self.path)
         _require_columns(df, self.partition_columns, "partitioned_by", self.path)
+        if self.op_column is not None:
+            _require_columns(df, [self.op_column], "deletes", self.path)
+        if self.only_insert and self.op_column is not None:
+            raise WriteError(f"{self.path}: insert_only() cannot be combined with deletes()")
 
-    def _check_unique_keys(self, df: DataFrame) -> None:
-        dupes = df.groupBy(*self.key_columns).count().where("count > 1").limit(5).collect()
-        if dupes:
-            sample = [tuple(row[c] for c in self.key_columns) for row in dupes]
-            raise WriteError(
-                f"{self.path}: the batch holds keys {list(self.key_columns)} more than once, "
-                f"e.g. {sample}"
-            )
+    def _is_delete(self, alias: str | None = None) -> str:
+        assert self.op_column is not None
+        return f"coalesce({in_predicate(self.op_column, list(self.delete_values), alias)}, false)"
 
     def execute(self, df: DataFrame) -> WriteMetrics:
         self._validate(df)
-        self._check_unique_keys(df)
-        table = _table_name(self.path)
+        skipped = self._skipped()
+        if skipped is not None:
+            return skipped
+        batch = _dedupe(df, self.key_columns, self.sequence_columns, self.duplicates, self.path)
+        hard_delete = self.op_column is not None and self.soft_delete_column is None
+        if self.soft_delete_column is not None:
+            batch = batch.withColumn(self.soft_delete_column, F.expr(self._is_delete()))
         with commit_metadata(self.spark, self.metadata):
             if not table_exists(self.spark, self.path):
-                writer = df.write.format("delta").mode("append")
-                if self.partition_columns:
-                    # one file per partition rather than one per task and partition
-                    writer = df.repartition(*self.partition_columns).write.format("delta")
-                    writer = writer.mode("append").partitionBy(*self.partition_columns)
-                writer.save(self.path)
-                return last_commit_metrics(self.spark, self.path, table)
+                first = batch.where(f"NOT {self._is_delete()}") if hard_delete else batch
+                self._commit(lambda: self._save(first, "append"))
+                return self._finish()
+            batch = self._conform(batch)
             condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in self.key_columns)
             if self.partition_columns and self.prune:
-                pruning = partition_predicate(df, self.partition_columns, alias="t")
+                pruning = partition_predicate(batch, self.partition_columns, alias="t")
                 if pruning is None:
-                    return WriteMetrics(table=table, operation="NOOP")
+                    return WriteMetrics(table=self.table, operation="NOOP")
                 condition = f"{pruning} AND {condition}"
-            update_when = None
-            if self.sequence_columns:
-                s_cols = ", ".join(f"s.`{c}`" for c in self.sequence_columns)
-                t_cols = ", ".join(f"t.`{c}`" for c in self.sequence_columns)
-                update_when = f"struct({s_cols}) > struct({t_cols})"
-            (
-                DeltaTable.forPath(self.spark, self.path)
-                .alias("t")
-                .merge(df.alias("s"), condition)
-                .whenMatchedUpdateAll(condition=update_when)
-                .whenNotMatchedInsertAll()
-                .execute()
-            )
-        return last_commit_metrics(self.spark, self.path, table)
+            self._commit(lambda: self._merge(batch, condition, hard_delete))
+        return self._finish()
+
+    def _merge(self, batch: DataFrame, condition: str, hard_delete: bool) -> None:
+        newer = None
+        if self.sequence_columns:
+            s_cols = ", ".join(f"s.`{c}`" for c in self.sequence_columns)
+            t_cols = ", ".join(f"t.`{c}`" for c in self.sequence_columns)
+            newer = f"struct({s_cols}) > struct({t_cols})"
+        builder = DeltaTable.forPath(self.spark, self.path).alias("t").merge(batch.alias("s"), condition)
+        if hard_delete:
+            is_delete = self._is_delete("s")
+            builder = builder.whenMatchedDelete(_and(is_delete, newer))
+            builder = builder.whenMatchedUpdateAll(_and(f"NOT {is_delete}", newer))
+            builder = builder.whenNotMatchedInsertAll(f"NOT {is_delete}")
+        elif self.only_insert:
+            builder = builder.whenNotMatchedInsertAll()
+        else:
+            builder = builder.whenMatchedUpdateAll(newer).whenNotMatchedInsertAll()
+        confs = {
+            **txn_confs(self.txn),
+            _AUTO_MERGE_CONF: "true" if self.policy in ("evolve", "rescue") else None,
+        }
+        with session_confs(self.spark, confs):
+            builder.execute()
+
+
+def txn_confs(txn: tuple[str, int] | None) -> dict[str, str | None]:
+    """The session confs that give a DML commit (MERGE, UPDATE, DELETE) Delta's transaction
+    identity: Delta 3.3.2 honours them and skips the commit when the identity is recorded."""
+    return {
+        _TXN_APP_CONF: txn[0] if txn else None,
+        _TXN_VERSION_CONF: str(txn[1]) if txn else None,
+    }
+
+
+def _and(*conditions: str | None) -> str | None:
+    present = [c for c in conditions if c]
+    return " AND ".join(f"({c})" for c in present) if present else None
 
 
 @dataclass(frozen=True)
-class DeltaOverwrite:
-    """Replace a Delta table, or only the rows matching ``replace_where``, in one commit.
+class DeltaAppend(DeltaWrite):
+    """Append a batch to a Delta table (created when missing) in one commit. With
+    ``idempotent()`` a retried append of the same run adds nothing."""
+
+    def partitioned_by(self, *columns: str) -> DeltaAppend:
+        return dataclasses.replace(self, partition_columns=tuple(columns))
+
+    def execute(self, df: DataFrame) -> WriteMetrics:
+        _require_columns(df, self.partition_columns, "partitioned_by", self.path)
+        skipped = self._skipped()
+        if skipped is not None:
+            return skipped
+        batch = self._conform(df)
+        self._commit(lambda: self._save(batch, "append"))
+        return self._finish()
+
+
+@dataclass(frozen=True)
+class DeltaOverwrite(DeltaWrite):
+    """Replace a Delta table, the rows matching ``replace_where``, or exactly the partitions
+    present in the batch (``dynamic_partitions()``), in one commit.
 
     With ``replace_where`` (e.g. ``flight_date IN (DATE '2013-01-01')``) Delta checks that every
     written row matches the predicate and atomically replaces exactly the matching rows: the
     rest of the table is untouched, and running the same write twice leaves the same table.
-    Without it the whole table is replaced. Schema changes are refused unless
-    ``overwrite_schema()`` is set (only valid for a whole-table overwrite).
+    With ``dynamic_partitions()`` (needs ``partitioned_by``) Delta replaces the partitions the
+    batch has rows for and no other. Without either the whole table is replaced. Schema changes
+    are refused unless ``overwrite_schema()`` is set (only valid for a whole-table overwrite) or
+    a schema policy allows them.
     """
 
-    spark: SparkSession
-    path: str
     predicate: str | None = None
-    partition_columns: tuple[str, ...] = ()
-    metadata: str | None = None
     replace_schema: bool = False
+    dynamic: bool = False
 
     def replace_where(self, predicate: str | None) -> DeltaOverwrite:
         return dataclasses.replace(self, predicate=predicate)
@@ -253,29 +644,35 @@ class DeltaOverwrite:
     def partitioned_by(self, *columns: str) -> DeltaOverwrite:
         return dataclasses.replace(self, partition_columns=tuple(columns))
 
-    def user_metadata(self, text: str | None) -> DeltaOverwrite:
-        return dataclasses.replace(self, metadata=text)
-
     def overwrite_schema(self, enabled: bool = True) -> DeltaOverwrite:
         return dataclasses.replace(self, replace_schema=enabled)
+
+    def dynamic_partitions(self, enabled: bool = True) -> DeltaOverwrite:
+        return dataclasses.replace(self, dynamic=enabled)
 
     def execute(self, df: DataFrame) -> WriteMetrics:
         _require_columns(df, self.partition_columns, "partitioned_by", self.path)
         if self.replace_schema and self.predicate:
             raise WriteError(f"{self.path}: overwrite_schema() cannot be used with replace_where()")
+        if self.dynamic and (self.predicate or not self.partition_columns):
+            raise WriteError(
+                f"{self.path}: dynamic_partitions() needs partitioned_by() and no replace_where()"
+            )
+        skipped = self._skipped()
+        if skipped is not None:
+            return skipped
         exists = table_exists(self.spark, self.path)
-        writer = df.write.format("delta").mode("overwrite")
-        if self.partition_columns:
-            writer = df.repartition(*self.partition_columns).write.format("delta")
-            writer = writer.mode("overwrite").partitionBy(*self.partition_columns)
+        batch = df if self.replace_schema else self._conform(df)
+        options: dict[str, str] = {}
         if self.predicate and exists:
-            writer = writer.option("replaceWhere", self.predicate)
+            options["replaceWhere"] = self.predicate
+        if self.dynamic and exists:
+            options["partitionOverwriteMode"] = "dynamic"
         if self.replace_schema:
-            writer = writer.option("overwriteSchema", "true")
-        if self.metadata is not None:
-            writer = writer.option("userMetadata", self.metadata)
-        writer.save(self.path)
-        return last_commit_metrics(self.spark, self.path, _table_name(self.path))
+            options["overwriteSchema"] = "true"
+        self._commit(lambda: self._save(batch, "overwrite", options))
+        return self._finish()
+
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame:
@@ -287,13 +684,23 @@ def dates_predicate(column: str, dates: Sequence[Any]) -> str:
 
 
 __all__ = [
+    "CONFLICTS",
+    "DeltaAppend",
     "DeltaMerge",
     "DeltaOverwrite",
+    "DeltaWrite",
+    "apply_properties",
+    "committed_transaction",
     "dates_predicate",
     "in_predicate",
     "last_commit_metrics",
+    "latest_version",
     "partition_predicate",
     "read_delta",
+    "register_table",
+    "run_identity",
     "sql_literal",
+    "table_detail",
     "table_exists",
+    "txn_confs",
 ]

@@ -13,7 +13,7 @@ def python_blocks() -> list[str]:
 
 
 def test_readme_has_examples():
-    assert len(python_blocks()) == 1
+    assert len(python_blocks()) == 2
 
 
 def test_readme_examples_run(spark):
