@@ -28,7 +28,7 @@ from etl.writers.parquet import storage_files
 DEFAULT_RETENTION_HOURS = 168.0
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 _INTERVAL = re.compile(
-    r"^\s*interval\s+(\d+(?:\.\d+)?)\s+(week|day|hour|minute|second)s?\s*$", 
+    r"^\s*interval\s+(\d+(?:\.\d+)?)\s+(week|day|hour|minute|second)s?\s*$",
     re.IGNORECASE,
 )
 _HOURS = {"week": 168.0, "day": 24.0, "hour": 1.0, "minute": 1 / 60, "second": 1 / 3600}

@@ -6,7 +6,8 @@ Guarantees and limits:
 * ``overwrite_partitions()`` replaces exactly the partitions the batch has rows for (Spark's
   dynamic partition overwrite, set on this write only); other partitions are untouched;
 * files are sized by ``target_file_rows`` (at most that many rows per file) or
-  ``target_file_bytes`` (rows per file estimated from a sample of the batch's rows); the batch is repartitioned by the partition columns, so each partition is
+  ``target_file_bytes`` (rows per file estimated from a sample of the batch's rows); the batch
+  is repartitioned by the partition columns, so each partition is
   written by one task into as few files as the size allows;
 * plain Parquet has no transaction log: a failed write can leave partial files in the
   partitions it was writing (Spark's commit protocol removes its temporary files, but a crash

@@ -41,7 +41,7 @@ def test_two_processes_merging_disjoint_partitions_both_succeed(spark, tmp_path)
     ]
     outputs = [w.communicate(timeout=420) for w in workers]
 
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     metrics = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert [(m["operation"], m["rows_inserted"], m["rows_updated"]) for m in metrics] == [
