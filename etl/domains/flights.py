@@ -38,7 +38,13 @@ from etl.transforms.flights import (
     type_planes,
     type_weather,
 )
-from etl.writers.delta import DeltaMerge, DeltaOverwrite, in_predicate, read_delta, table_exists
+from etl.writers.delta import (
+    DeltaMerge,
+    DeltaOverwrite,
+    in_predicate,
+    read_delta,
+    table_exists,
+)
 from etl.writers.quarantine import write_quarantine
 
 REFERENCES = {
@@ -180,16 +186,19 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
         if ctx.rows_filtered:
             ctx.log.info("duplicate versions of a flight in the batch: kept the latest",
                          rows=ctx.rows_filtered)
-        if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
-            raise EtlError(
-                f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
-                f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
-            )
+        _reconcile(ctx)
 
     with ctx.step("audit") as step:
         step.rows_in = ctx.rows_loaded
-        audit(spark, ctx, f"silver/{silver_target.table}", silver_batch,
-              config.quality.get("silver_flights", []))
+        audited = audit(
+            spark, ctx, f"silver/{silver_target.table}", silver_batch,
+            config.quality.get("silver_flights", []), references=refs,
+            record_columns=list(config.source("flights").columns),
+        )
+        ctx.rows_quarantined += audited.quarantined
+        ctx.rows_loaded = step.rows_out = ctx.rows_loaded - audited.quarantined
+        _reconcile(ctx)
+        audited.raise_if_failed()
 
     with ctx.step("publish") as step:
         if ctx.mode == "backfill":
@@ -204,9 +213,11 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
                 DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
                 .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id)
             )
-            touched = [r["flight_date"] for r in silver_batch.select("flight_date").distinct().collect()]
+            touched = [
+                r["flight_date"] for r in audited.batch.select("flight_date").distinct().collect()
+            ]
             gold_predicate = in_predicate("flight_date", touched)
-        ctx.record_write(silver.execute(silver_batch))
+        ctx.record_write(silver.execute(audited.batch))
         gold = (
             read_delta(spark, silver_path).where(gold_predicate)
             .transform(carrier_daily_performance)
@@ -220,6 +231,14 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
     ledger.record(ctx.job, ingested, ctx.run_id)
     typed.unpersist()
     silver_batch.unpersist()
+
+
+def _reconcile(ctx: RunContext) -> None:
+    if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
+        raise EtlError(
+            f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
+            f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
+        )
 
 
 def _date_range_predicate(ctx: RunContext) -> str:
