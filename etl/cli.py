@@ -24,6 +24,7 @@ exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 quality gate
 COMMAND_MODULES = (
     "etl.commands.run",
     "etl.commands.history",
+    "etl.commands.quality",
 )
 
 
