@@ -18,7 +18,7 @@ _SUGGESTIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^\.hasCompleteness\({_STRING}, _ >= ([0-9.]+),"), "complete_threshold"),
     (re.compile(rf"^\.isNonNegative\({_STRING}\)$"), "non_negative"),
     (re.compile(rf"^\.isUnique\({_STRING}\)$"), "unique"),
-    (re.compile(rf"^\.isContainedIn\({_STRING}, Array\((.*)\)\)$"), "allowed_values"),
+    (re.compile(rf"^\.isContainedIn\({_STRING}, (?:Array\(|\[)(.*)[\])]\)$"), "allowed_values"),
 ]
 
 
@@ -107,7 +107,7 @@ def suggestion_rule(suggestion: dict[str, Any]) -> dict[str, Any] | None:
         if kind == "complete_threshold":
             rule["threshold"] = float(match.group(2))
         if kind == "allowed_values":
-            rule["values"] = [v for v in re.findall(_STRING, match.group(2))]
+            rule["values"] = re.findall(_STRING, match.group(2))
         rule["severity"] = "warn"
         rule["description"] = suggestion.get("description", "")
         return rule
@@ -127,7 +127,8 @@ def render_suggestions(table: str, suggestions: list[dict[str, Any]]) -> str:
             rules.append(rule)
     text = (f"# rules suggested by Deequ for {table}; paste under quality.<target> and review"
             " severities\n")
-    text += yaml.safe_dump(rules, sort_keys=False, width=100, allow_unicode=True)
+    text += yaml.safe_dump(rules, sort_keys=False, width=100, allow_unicode=True,
+                           default_flow_style=None)
     for code in skipped:
         text += f"# not mapped to a rule type: {code}\n"
     return text
