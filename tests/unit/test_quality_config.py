@@ -9,6 +9,7 @@ import pytest
 
 from etl.config import ReferenceConfig, RuleConfig, load_job_config, rule_problems
 from etl.errors import ConfigError
+from tests.conftest import ROOT
 
 
 @pytest.fixture()
@@ -88,3 +89,19 @@ def test_rule_problems_of_a_valid_rule_is_empty():
     rule = RuleConfig(name="n", type="range", columns=["x"], min=0, max=10, threshold=0.9,
                       quarantine=True)
     assert rule_problems(rule) == []
+
+
+def test_readme_rule_examples_load(conf):
+    """The README's YAML example of every rule type is valid configuration."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Data quality"):text.index("## Adding a job")]
+    block = section[section.index("```yaml\nquality:\n") + len("```yaml\n"):]
+    block = block[:block.index("```")]
+    job = conf / "jobs" / "flights.yml"
+    original = job.read_text()
+    start, end = original.index("quality:\n"), original.index("params:")
+    job.write_text(original[:start] + block + "\n" + original[end:])
+    rules = load_job_config("flights", directory=conf).quality["silver_flights"]
+    assert sorted({r.type for r in rules}) == sorted(
+        ["complete", "unique", "primary_key", "range", "allowed_values", "pattern",
+         "non_negative", "size", "foreign_key", "sql", "anomaly"])
