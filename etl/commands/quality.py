@@ -118,7 +118,8 @@ def render_suggestions(table: str, suggestions: list[dict[str, Any]]) -> str:
     """YAML list of rules (one per usable suggestion) and comments for the others."""
     import yaml
 
-    rules, skipped = [], []
+    rules: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for s in suggestions:
         rule = suggestion_rule(s)
         if rule is None:

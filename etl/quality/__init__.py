@@ -37,7 +37,6 @@ from etl.quality.deequ import ANALYZERS, Metric, RuleResult, verify
 from etl.quality.history import metric_history, store
 from etl.quality.rules import (
     FAILED_RULES,
-    FLAG_PREFIX,
     with_failed_rules,
     with_reference_flags,
 )
@@ -179,7 +178,6 @@ def audit(
         checked = checked.transform(with_failed_rules(to_quarantine))
     wanted = [(r.metric, r.columns[0] if r.columns else None) for r in anomalies]
     results, metrics = verify(checked, checks, metrics=wanted)  # type: ignore[arg-type]
-    metrics = [m for m in metrics if not m.instance.startswith(FLAG_PREFIX)]
     if anomalies:
         results += detect_anomalies(anomalies, metrics, metric_history(spark, ctx, table))
     outcome = AuditResult(table, batch, results, metrics)

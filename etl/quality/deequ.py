@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -77,12 +77,12 @@ ANALYZERS = {
 
 def _import_pydeequ(spark: SparkSession) -> Any:
     os.environ.setdefault("SPARK_VERSION", ".".join(spark.version.split(".")[:2]))
-    import pydeequ.analyzers
-    import pydeequ.checks
-    import pydeequ.profiles
-    import pydeequ.scala_utils
-    import pydeequ.suggestions
-    import pydeequ.verification
+    import pydeequ.analyzers  # type: ignore[import-untyped]
+    import pydeequ.checks  # type: ignore[import-untyped]
+    import pydeequ.profiles  # type: ignore[import-untyped]
+    import pydeequ.scala_utils  # type: ignore[import-untyped]
+    import pydeequ.suggestions  # type: ignore[import-untyped]
+    import pydeequ.verification  # type: ignore[import-untyped]
 
     return pydeequ
 
@@ -98,7 +98,7 @@ class _Compiler:
 
     def __init__(self, spark: SparkSession, pydeequ: Any):
         self.spark = spark
-        self.jvm = spark._jvm
+        self.jvm: Any = cast(Any, spark._jvm)
         self.pydeequ = pydeequ
         self.none = self.jvm.scala.Option.apply(None)
 
@@ -112,7 +112,8 @@ class _Compiler:
         )
 
     def strings(self, values: Sequence[str]) -> Any:
-        array = self.spark.sparkContext._gateway.new_array(self.jvm.java.lang.String, len(values))
+        gateway: Any = self.spark.sparkContext._gateway
+        array = gateway.new_array(self.jvm.java.lang.String, len(values))
         for i, value in enumerate(values):
             array[i] = value
         return array
