@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"checks": [], "no checks": ["quality.silver_flights=[]"]}
 
     def run(name: str, index: int) -> float:
+        warehouse = work / f"wh-{name.replace(' ', '_')}-{index}"
         config = load_job_config("flights", directory=ROOT / "conf", overrides=[
-            f"paths.warehouse={work / f'wh-{name.replace(' ', '_')}-{index}'}",
-            f"paths.landing={landing}", *variants[name]])
+            f"paths.warehouse={warehouse}", f"paths.landing={landing}", *variants[name]])
         spark = get_spark(config.spark)
         began = time.perf_counter()
         ctx = run_job(config, spark=spark)
