@@ -183,7 +183,10 @@ def audit(
     outcome = AuditResult(table, batch, results, metrics)
     store(spark, ctx, table, results, metrics, gate_passed=not outcome.failures)
 
-    if to_quarantine:
+    names = {r.name for r in to_quarantine}
+    # Deequ counted the failing rows of each rule: when none failed, the batch goes on as it is
+    # (no second pass, and the publish does not recompute the reference joins)
+    if any(r.rows_failed for r in results if r.rule in names):
         descriptions = {r.name: f"{r.name}: {r.description or r.type}" for r in to_quarantine}
         reason = F.transform(FAILED_RULES, lambda name: _lookup(descriptions, name))
         rejected = checked.where(F.size(FAILED_RULES) > 0).withColumn(ERRORS, reason)
