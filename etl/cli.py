@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "etl.commands.lineage",
     "etl.commands.quarantine",
     "etl.commands.maintain",
+    "etl.commands.quality",
 )
 
 

@@ -34,8 +34,8 @@ def render_summary(ctx: RunContext, tables: list[tuple[str, int]]) -> str:
         f"run {ctx.run_id} of {ctx.job} ({ctx.mode}"
         + (f" {ctx.date_from}..{ctx.date_to}" if ctx.date_from else "")
         + f"): succeeded in {duration:.1f}s",
-        f"rows: read {ctx.rows_read:,} = loaded {ctx.rows_loaded:,} + quarantined "
-        f"{ctx.rows_quarantined:,} + filtered (older duplicate versions) {ctx.rows_filtered:,}",
+        (f"rows: read {ctx.rows_read:,} = loaded {ctx.rows_loaded:,} + quarantined "
+        f"{ctx.rows_quarantined:,} + filtered (older duplicate versions) {ctx.rows_filtered:,}"),
         "",
     ]
     if ctx.writes:
@@ -49,9 +49,10 @@ def render_summary(ctx: RunContext, tables: list[tuple[str, int]]) -> str:
         lines += ["nothing new to load: no table changed", ""]
     if ctx.quality:
         lines.append(format_table(
-            ["quality rule", "table", "constraint", "severity", "result", "value"],
-            [(q["rule"], q["table"], q["constraint"], q["severity"],
-              "pass" if q["passed"] else "FAIL", q["value"])
+            ["quality rule", "table", "severity", "result", "observed", "failing rows",
+             "constraint"],
+            [(q["rule"], q["table"], q["severity"], "pass" if q["passed"] else "FAIL",
+              _observed(q.get("value")), _count(q.get("rows_failed")), _short(q["constraint"]))
              for q in ctx.quality],
         ))
         lines.append("")
@@ -62,6 +63,18 @@ def render_summary(ctx: RunContext, tables: list[tuple[str, int]]) -> str:
         lines.append(f"note: {note}")
     lines.append(f"tables under {ctx.warehouse.root}; run history: etl runs {ctx.job}")
     return "\n".join(lines)
+
+
+def _observed(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def print_summary(ctx: RunContext, config: JobConfig) -> None:

@@ -38,7 +38,13 @@ from etl.transforms.flights import (
     type_planes,
     type_weather,
 )
-from etl.writers.delta import DeltaMerge, DeltaOverwrite, in_predicate, read_delta, table_exists
+from etl.writers.delta import (
+    DeltaMerge,
+    DeltaOverwrite,
+    in_predicate,
+    read_delta,
+    table_exists,
+)
 from etl.writers.quarantine import write_quarantine
 
 REFERENCES = {
@@ -180,16 +186,19 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
         if ctx.rows_filtered:
             ctx.log.info("duplicate versions of a flight in the batch: kept the latest",
                          rows=ctx.rows_filtered)
-        if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
-            raise EtlError(
-                f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
-                f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
-            )
+        _reconcile(ctx)
 
     with ctx.step("audit") as step:
         step.rows_in = ctx.rows_loaded
-        audit(spark, ctx, f"silver/{silver_target.table}", silver_batch,
-              config.quality.get("silver_flights", []))
+        audited = audit(
+            spark, ctx, f"silver/{silver_target.table}", silver_batch,
+            config.quality.get("silver_flights", []), references=refs,
+            record_columns=list(config.source("flights").columns),
+        )
+        ctx.rows_quarantined += audited.quarantined
+        ctx.rows_loaded = step.rows_out = ctx.rows_loaded - audited.quarantined
+        _reconcile(ctx)
+        audited.raise_if_failed()
 
     with ctx.step("publish") as step:
         silver: DeltaMerge | DeltaOverwrite
@@ -205,9 +214,11 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
                 DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
                 .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id)
             )
-            touched = [r["flight_date"] for r in silver_batch.select("flight_date").distinct().collect()]
+            touched = [
+                r["flight_date"] for r in audited.batch.select("flight_date").distinct().collect()
+            ]
             gold_predicate = in_predicate("flight_date", touched)
-        ctx.record_write(silver.execute(silver_batch))
+        ctx.record_write(silver.execute(audited.batch))
         gold = (
             read_delta(spark, silver_path).where(gold_predicate)
             .transform(carrier_daily_performance)
@@ -227,6 +238,12 @@ def _dates(ctx: RunContext) -> tuple[dt.date, dt.date]:
     if ctx.date_from is None or ctx.date_to is None:
         raise EtlError("a backfill needs both date_from and date_to")
     return ctx.date_from, ctx.date_to
+def _reconcile(ctx: RunContext) -> None:
+    if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
+        raise EtlError(
+            f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
+            f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
+        )
 
 
 def _date_range_predicate(ctx: RunContext) -> str:
@@ -285,14 +302,21 @@ def replay(spark: SparkSession, ctx: RunContext, config: JobConfig, quarantined:
         ctx.rows_filtered = ctx.rows_read - ctx.rows_loaded - ctx.rows_quarantined
     with ctx.step("audit") as step:
         step.rows_in = ctx.rows_loaded
-        audit(spark, ctx, f"silver/{silver_target.table}", silver_batch,
-              config.quality.get("silver_flights", []))
+        audited = audit(
+            spark, ctx, f"silver/{silver_target.table}", silver_batch,
+            config.quality.get("silver_flights", []), references=refs,
+            record_columns=list(source.columns),
+        )
+        ctx.rows_quarantined += audited.quarantined
+        ctx.rows_loaded = step.rows_out = ctx.rows_loaded - audited.quarantined
+        _reconcile(ctx)
+        audited.raise_if_failed()
     with ctx.step("publish") as step:
         if ctx.rows_loaded:
-            touched = [r["flight_date"] for r in silver_batch.select("flight_date").distinct().collect()]
+            touched = [r["flight_date"] for r in audited.batch.select("flight_date").distinct().collect()]
             ctx.record_write(
                 DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
-                .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id).execute(silver_batch)
+                .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id).execute(audited.batch)
             )
             dates = in_predicate("flight_date", touched)
             gold = read_delta(spark, silver_path).where(dates).transform(carrier_daily_performance)

@@ -2,7 +2,8 @@
 
 ``<warehouse>/quarantine/<table>`` is a Delta table with one row per rejected record:
 ``run_id``, ``job``, ``table``, ``source_file``, ``reasons`` (array of strings, one per failed
-check), ``record`` (the row as landed, JSON) and ``quarantined_at``.
+check), ``record`` (the row as landed, JSON), ``quarantined_at`` and ``rules`` (names of the
+data-quality rules the row failed; empty for rows rejected while typing).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from etl.writers.delta import last_commit_metrics
 
 
 def quarantine_rows(
-    rejected: DataFrame, ctx: RunContext, table: str, record_columns: Sequence[str]
+    rejected: DataFrame, ctx: RunContext, table: str, record_columns: Sequence[str],
+    rules: str | None = None,
 ) -> DataFrame:
-    """The quarantine rows for ``rejected`` (rows carrying ``_errors`` reasons)."""
+    """The quarantine rows for ``rejected`` (rows carrying ``_errors`` reasons; ``rules`` names
+    a column holding the failed rules' names)."""
     source = F.col("_source_file") if "_source_file" in rejected.columns else F.lit(None)
     return rejected.select(
         F.lit(ctx.run_id).alias("run_id"),
@@ -30,18 +33,21 @@ def quarantine_rows(
         F.col(ERRORS).alias("reasons"),
         F.to_json(F.struct(*record_columns)).alias("record"),
         F.current_timestamp().alias("quarantined_at"),
+        (F.col(rules) if rules else F.array().cast("array<string>")).alias("rules"),
     )
 
 
 def write_quarantine(
-    rejected: DataFrame, ctx: RunContext, table: str, record_columns: Sequence[str]
+    rejected: DataFrame, ctx: RunContext, table: str, record_columns: Sequence[str],
+    rules: str | None = None,
 ) -> int:
     """Append ``rejected`` to the table's quarantine in one commit; returns the row count.
     Nothing is written (and 0 returned) when there are no rejected rows."""
     if rejected.isEmpty():
         return 0
     path = ctx.warehouse.quarantine(table)
-    rows = quarantine_rows(rejected, ctx, table, record_columns)
-    rows.write.format("delta").mode("append").option("userMetadata", ctx.run_id).save(path)
+    rows = quarantine_rows(rejected, ctx, table, record_columns, rules)
+    (rows.write.format("delta").mode("append").option("userMetadata", ctx.run_id)
+     .option("mergeSchema", "true").save(path))
     metrics = last_commit_metrics(rejected.sparkSession, path, f"quarantine/{table}")
     return metrics.rows_inserted

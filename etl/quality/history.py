@@ -1,0 +1,104 @@
+"""The quality metrics history: ``<warehouse>/_etl/quality_metrics`` (Delta).
+
+One row per rule result (``kind = 'rule'``) and per Deequ metric (``kind = 'metric'``) of every
+audit, keyed by ``job``, ``table``, ``logical_date`` (the last date of a backfill, else the
+run's start date) and ``run_id``. ``gate_passed`` tells whether the audit let the batch through
+(no ``error`` rule failed); anomaly detection only learns from such batches, so a rejected batch
+never becomes the baseline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from etl.context import RunContext, utcnow
+from etl.quality.deequ import Metric, RuleResult
+from etl.writers.delta import table_exists
+
+METRICS_SCHEMA = T.StructType(
+    [
+        T.StructField("job", T.StringType(), False),
+        T.StructField("table", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("logical_date", T.DateType(), False),
+        T.StructField("date_from", T.DateType(), True),
+        T.StructField("date_to", T.DateType(), True),
+        T.StructField("kind", T.StringType(), False),
+        T.StructField("rule", T.StringType(), True),
+        T.StructField("severity", T.StringType(), True),
+        T.StructField("passed", T.BooleanType(), True),
+        T.StructField("constraint", T.StringType(), True),
+        T.StructField("entity", T.StringType(), True),
+        T.StructField("instance", T.StringType(), True),
+        T.StructField("metric", T.StringType(), True),
+        T.StructField("value", T.DoubleType(), True),
+        T.StructField("rows_failed", T.LongType(), True),
+        T.StructField("message", T.StringType(), True),
+        T.StructField("gate_passed", T.BooleanType(), False),
+        T.StructField("checked_at", T.TimestampType(), False),
+    ]
+)
+
+
+def logical_date(ctx: RunContext) -> dt.date:
+    return ctx.date_to or ctx.started_at.date()
+
+
+def store(
+    spark: SparkSession,
+    ctx: RunContext,
+    table: str,
+    results: Sequence[RuleResult],
+    metrics: Sequence[Metric],
+    gate_passed: bool,
+) -> None:
+    """Append the audit's rule results and metrics (one commit)."""
+    if not results and not metrics:
+        return
+    now, day = utcnow(), logical_date(ctx)
+    key = (ctx.job, table, ctx.run_id, day, ctx.date_from, ctx.date_to)
+    rows = [
+        (*key, "rule", r.rule, r.severity, r.passed, r.constraint, None, None, None,
+         None if r.value is None else float(r.value), r.rows_failed, r.message, gate_passed, now)
+        for r in results
+    ] + [
+        (*key, "metric", None, None, None, None, m.entity, m.instance, m.name, float(m.value),
+         None, None, gate_passed, now)
+        for m in metrics
+    ]
+    (
+        spark.createDataFrame(rows, METRICS_SCHEMA)
+        .write.format("delta")
+        .mode("append")
+        .option("userMetadata", ctx.run_id)
+        .save(ctx.warehouse.records("quality_metrics"))
+    )
+
+
+def metric_history(
+    spark: SparkSession, ctx: RunContext, table: str
+) -> dict[tuple[str, str], list[float]]:
+    """Earlier values of every metric of ``job``/``table``, oldest first, keyed by
+    ``(metric name, instance)``; only audits whose gate passed, never the current run."""
+    path = ctx.warehouse.records("quality_metrics")
+    if not table_exists(spark, path):
+        return {}
+    rows = (
+        spark.read.format("delta").load(path)
+        .where((F.col("job") == ctx.job) & (F.col("table") == table) & (F.col("kind") == "metric")
+               & F.col("gate_passed") & (F.col("run_id") != ctx.run_id))
+        .select("metric", "instance", "value", "logical_date", "checked_at", "run_id")
+        .collect()
+    )
+    history: dict[tuple[str, str], list[float]] = {}
+    for row in sorted(rows, key=lambda r: (r.logical_date, r.checked_at, r.run_id)):
+        history.setdefault((row.metric, row.instance), []).append(row.value)
+    return history
+
+
+__all__ = ["METRICS_SCHEMA", "logical_date", "metric_history", "store"]
