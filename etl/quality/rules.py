@@ -126,7 +126,7 @@ def with_reference_flags(
             marker = f"{flag}_found"
             keys = (
                 references[rule.references.table]
-                .select(*[F.col(r).alias(c) for r, c in zip(rule.references.columns, rule.columns)])
+                .select(*[F.col(r).alias(c) for r, c in zip(rule.references.columns, rule.columns, strict=True)])
                 .distinct()
                 .withColumn(marker, F.lit(True))
             )
