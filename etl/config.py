@@ -418,6 +418,9 @@ class DeploySettings:
     environment: dict[str, str] = field(default_factory=dict)
     emr: EmrSettings = field(default_factory=EmrSettings)
     dataproc: DataprocSettings = field(default_factory=DataprocSettings)
+
+
+@dataclass(frozen=True)
 class LineageSettings:
     """OpenLineage run events (see `etl.lineage`)."""
 
@@ -617,6 +620,8 @@ def _check_source(
         raise fail("give either secret_id or user_env and password_env", "jdbc.credentials")
     if not creds.secret_id and not (creds.user_env and creds.password_env):
         raise fail("give both user_env and password_env", "jdbc.credentials")
+
+
 def _check_rules(
     quality: Mapping[str, list[RuleConfig]], origin: Mapping[str, str], default_file: str
 ) -> None:

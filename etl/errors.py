@@ -72,6 +72,8 @@ def jvm_error_text(exc: BaseException) -> str:
     java = getattr(exc, "java_exception", None)
     text = str(java.toString()) if java is not None else str(exc)
     return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+
+
 class SchemaPolicyError(WriteError):
     """A batch's schema differs from its table's in a way the target's schema policy refuses;
     raised before writing, so the table is untouched. The message names columns and types."""

@@ -238,6 +238,8 @@ def _dates(ctx: RunContext) -> tuple[dt.date, dt.date]:
     if ctx.date_from is None or ctx.date_to is None:
         raise EtlError("a backfill needs both date_from and date_to")
     return ctx.date_from, ctx.date_to
+
+
 def _reconcile(ctx: RunContext) -> None:
     if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
         raise EtlError(
