@@ -25,7 +25,7 @@ from etl.errors import ConfigError, EtlError, SourceError
 from etl.quality import audit
 from etl.readers.files import LandedFile, explain_read_failure, list_files, read_landed
 from etl.state import FileLedger
-from etl.transforms.cleaning import latest_per_key, split_rejected
+from etl.transforms.cleaning import keep_raw_record, latest_per_key, split_rejected
 from etl.transforms.flights import (
     FLIGHT_KEY,
     PARTITION_BY,
@@ -165,7 +165,8 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
         return
 
     with ctx.step("transform") as step:
-        typed = batch.transform(type_flights(na_values))
+        typed = (batch.transform(keep_raw_record(config.source("flights").columns))
+                 .transform(type_flights(na_values)))
         if ctx.mode == "backfill":
             typed = typed.where(F.col("flight_date").between(*_dates(ctx)))
         typed = typed.persist()

@@ -119,9 +119,18 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
 
     with ctx.step("audit") as step:
         step.rows_in = ctx.rows_loaded
-        for name, batch in batches.items():
-            audit(spark, ctx, f"silver/{targets[name].table}", batch,
-                  config.quality.get(f"silver_{name}", []))
+        audits = {
+            name: audit(spark, ctx, f"silver/{targets[name].table}", batch,
+                        config.quality.get(f"silver_{name}", []), record_columns=list(COLUMNS[name]))
+            for name, batch in batches.items()
+        }
+        for name, audited in audits.items():  # every table audited (metrics kept) before any gate
+            ctx.rows_quarantined += audited.quarantined
+            ctx.rows_loaded -= audited.quarantined
+            batches[name] = audited.batch
+        ctx.check_reconciled()
+        for audited in audits.values():
+            audited.raise_if_failed()
 
     with ctx.step("publish") as step:
         for name, batch in batches.items():

@@ -129,6 +129,14 @@ def detect_anomalies(
     results = []
     for rule in rules:
         key = _metric_key(rule)
+        if key not in current:  # Deequ reports no value, e.g. the mean of a column of nulls
+            results.append(RuleResult(
+                rule=rule.name, severity=rule.severity, passed=False,
+                constraint=f"Anomaly({rule.strategy}, {key[0]}({key[1]}))",
+                message=f"metric {key[0]}({key[1]}) could not be computed on this batch",
+                value=None,
+            ))
+            continue
         value = current[key]
         earlier = list(history.get(key, []))
         verdict: Verdict

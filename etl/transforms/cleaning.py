@@ -17,6 +17,8 @@ from etl._typing import Transform
 from etl.transforms.functions import null_if_in
 
 ERRORS = "_errors"
+#: A row as landed (JSON of its raw strings), kept through typing for the quarantine.
+RAW_RECORD = "_record"
 _INTEGRAL = {"tinyint", "smallint", "int", "integer", "bigint", "long", "short", "byte"}
 
 
@@ -96,6 +98,16 @@ def reject_malformed(
         if corrupt_column not in df.columns:
             return _with_errors(df)
         return _add_errors(df, [(F.col(corrupt_column).isNotNull(), F.lit(reason))])
+
+    return transform
+
+
+def keep_raw_record(columns: Sequence[str]) -> Transform:
+    """Add ``_record``: the landed columns as JSON, so a row rejected after typing is
+    quarantined with its original text (``"dep_delay":"soon"``), not its typed nulls."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.withColumn(RAW_RECORD, F.to_json(F.struct(*columns)))
 
     return transform
 

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.context import RunContext
-from etl.transforms.cleaning import ERRORS
+from etl.transforms.cleaning import ERRORS, RAW_RECORD
 from etl.writers.delta import last_commit_metrics
 
 
@@ -24,6 +24,9 @@ def quarantine_rows(
 ) -> DataFrame:
     """The quarantine rows for ``rejected`` (rows carrying ``_errors`` reasons; ``rules`` names
     a column holding the failed rules' names)."""
+    # the row as landed, when the job kept it (RAW_RECORD) before typing; else the given columns
+    record = (F.col(RAW_RECORD) if RAW_RECORD in rejected.columns
+              else F.to_json(F.struct(*record_columns)))
     source = F.col("_source_file") if "_source_file" in rejected.columns else F.lit(None)
     return rejected.select(
         F.lit(ctx.run_id).alias("run_id"),
@@ -31,7 +34,7 @@ def quarantine_rows(
         F.lit(table).alias("table"),
         source.cast("string").alias("source_file"),
         F.col(ERRORS).alias("reasons"),
-        F.to_json(F.struct(*record_columns)).alias("record"),
+        record.alias("record"),
         F.current_timestamp().alias("quarantined_at"),
         (F.col(rules) if rules else F.array().cast("array<string>")).alias("rules"),
     )

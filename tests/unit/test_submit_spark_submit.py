@@ -29,7 +29,8 @@ def test_dist_command_uses_only_the_artefacts(dist):  # noqa: F811
         SPARK_SUBMIT, "--master", "spark://127.0.0.1:7077", "--deploy-mode", "client",
         "--name", "etl-flights",
         "--packages", ("io.delta:delta-spark_2.12:3.3.2,com.amazon.deequ:deequ:2.0.7-spark-3.5,"
-                      "org.postgresql:postgresql:42.7.8"),
+                      "org.postgresql:postgresql:42.7.8,org.apache.hadoop:hadoop-aws:3.3.4,"
+                      "io.openlineage:openlineage-spark_2.12:1.53.0"),
         "--py-files", f"{dist}/etl-0.1.0-py3-none-any.whl,{dist}/deps.zip",
         "--archives", f"{dist}/conf.zip#conf",
         "--conf", f"spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:{dist}/log4j2.properties",
