@@ -176,12 +176,7 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
             rejected, ctx, silver_target.table, list(config.source("flights").columns)
         )
         valid_rows = valid.count()
-        silver_batch = (
-            valid.transform(latest_per_key(FLIGHT_KEY, SEQUENCE))
-            .transform(enrich_flights(refs["airlines"], refs["airports"], refs["planes"],
-                                      refs["weather"]))
-            .persist()
-        )
+        silver_batch = _silver_rows(valid, refs).persist()
         ctx.rows_loaded = step.rows_out = silver_batch.count()
         ctx.rows_filtered = valid_rows - ctx.rows_loaded
         if ctx.rows_filtered:
@@ -241,6 +236,13 @@ def _dates(ctx: RunContext) -> tuple[dt.date, dt.date]:
     return ctx.date_from, ctx.date_to
 
 
+def _silver_rows(valid: DataFrame, refs: dict[str, DataFrame]) -> DataFrame:
+    """The latest version of each flight, enriched with the reference tables."""
+    return valid.transform(latest_per_key(FLIGHT_KEY, SEQUENCE)).transform(
+        enrich_flights(refs["airlines"], refs["airports"], refs["planes"], refs["weather"])
+    )
+
+
 def _reconcile(ctx: RunContext) -> None:
     if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
         raise EtlError(
@@ -295,12 +297,7 @@ def replay(spark: SparkSession, ctx: RunContext, config: JobConfig, quarantined:
         valid, rejected = split_rejected(typed)
         ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table,
                                                 list(source.columns))
-        silver_batch = (
-            valid.transform(latest_per_key(FLIGHT_KEY, SEQUENCE))
-            .transform(enrich_flights(refs["airlines"], refs["airports"], refs["planes"],
-                                      refs["weather"]))
-            .persist()
-        )
+        silver_batch = _silver_rows(valid, refs).persist()
         ctx.rows_loaded = step.rows_out = silver_batch.count()
         ctx.rows_filtered = ctx.rows_read - ctx.rows_loaded - ctx.rows_quarantined
     with ctx.step("audit") as step:
