@@ -152,9 +152,6 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
     na_values = _na_values(config)
     ledger = FileLedger(spark, ctx.warehouse.records("state/files"))
     ingested: dict[str, list[LandedFile]] = {}
-    silver_target = config.target("silver_flights")
-    silver_path = ctx.warehouse.table("silver", silver_target.table)
-    gold_path = ctx.warehouse.table("gold", config.target("gold_performance").table)
 
     with ctx.step("extract") as step:
         refs = _references(spark, ctx, config, ledger, na_values, ingested)
@@ -164,17 +161,30 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
         ledger.record(ctx.job, ingested, ctx.run_id)
         return
 
+    _load(spark, ctx, config, batch, refs, na_values)
+    ledger.record(ctx.job, ingested, ctx.run_id)
+
+
+def _load(
+    spark: SparkSession, ctx: RunContext, config: JobConfig, batch: DataFrame,
+    refs: dict[str, DataFrame], na_values: Sequence[str],
+) -> None:
+    """Bronze-shaped rows -> typed (bad rows quarantined) -> latest per key, enriched ->
+    audited -> silver (MERGE, or ``replaceWhere`` of the dates for a backfill) -> gold for the
+    dates touched. Shared by runs and replays."""
+    columns = list(config.source("flights").columns)
+    silver_target = config.target("silver_flights")
+    silver_path = ctx.warehouse.table("silver", silver_target.table)
+    gold_path = ctx.warehouse.table("gold", config.target("gold_performance").table)
+
     with ctx.step("transform") as step:
-        typed = (batch.transform(keep_raw_record(config.source("flights").columns))
-                 .transform(type_flights(na_values)))
+        typed = batch.transform(keep_raw_record(columns)).transform(type_flights(na_values))
         if ctx.mode == "backfill":
             typed = typed.where(F.col("flight_date").between(*_dates(ctx)))
         typed = typed.persist()
         ctx.rows_read = step.rows_in = typed.count()
         valid, rejected = split_rejected(typed)
-        ctx.rows_quarantined = write_quarantine(
-            rejected, ctx, silver_target.table, list(config.source("flights").columns)
-        )
+        ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table, columns)
         valid_rows = valid.count()
         silver_batch = _silver_rows(valid, refs).persist()
         ctx.rows_loaded = step.rows_out = silver_batch.count()
@@ -182,18 +192,17 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
         if ctx.rows_filtered:
             ctx.log.info("duplicate versions of a flight in the batch: kept the latest",
                          rows=ctx.rows_filtered)
-        _reconcile(ctx)
+        ctx.check_reconciled()
 
     with ctx.step("audit") as step:
         step.rows_in = ctx.rows_loaded
         audited = audit(
             spark, ctx, f"silver/{silver_target.table}", silver_batch,
-            config.quality.get("silver_flights", []), references=refs,
-            record_columns=list(config.source("flights").columns),
+            config.quality.get("silver_flights", []), references=refs, record_columns=columns,
         )
         ctx.rows_quarantined += audited.quarantined
         ctx.rows_loaded = step.rows_out = ctx.rows_loaded - audited.quarantined
-        _reconcile(ctx)
+        ctx.check_reconciled()
         audited.raise_if_failed()
 
     with ctx.step("publish") as step:
@@ -204,7 +213,7 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
                 DeltaOverwrite(spark, silver_path).replace_where(dates)
                 .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id)
             )
-            gold_predicate = dates
+            gold_predicate: str | None = dates
         else:
             silver = (
                 DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
@@ -213,19 +222,19 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
             touched = [
                 r["flight_date"] for r in audited.batch.select("flight_date").distinct().collect()
             ]
-            gold_predicate = in_predicate("flight_date", touched)
-        ctx.record_write(silver.execute(audited.batch))
-        gold = (
-            read_delta(spark, silver_path).where(gold_predicate)
-            .transform(carrier_daily_performance)
-        )
-        ctx.record_write(
-            DeltaOverwrite(spark, gold_path).replace_where(gold_predicate)
-            .user_metadata(ctx.run_id).execute(gold)
-        )
+            # every row quarantined: nothing to merge, no gold date to recompute
+            gold_predicate = in_predicate("flight_date", touched) if touched else None
+        if gold_predicate is not None:
+            ctx.record_write(silver.execute(audited.batch))
+            gold = (
+                read_delta(spark, silver_path).where(gold_predicate)
+                .transform(carrier_daily_performance)
+            )
+            ctx.record_write(
+                DeltaOverwrite(spark, gold_path).replace_where(gold_predicate)
+                .user_metadata(ctx.run_id).execute(gold)
+            )
         step.rows_out = ctx.rows_loaded
-
-    ledger.record(ctx.job, ingested, ctx.run_id)
     typed.unpersist()
     silver_batch.unpersist()
 
@@ -241,14 +250,6 @@ def _silver_rows(valid: DataFrame, refs: dict[str, DataFrame]) -> DataFrame:
     return valid.transform(latest_per_key(FLIGHT_KEY, SEQUENCE)).transform(
         enrich_flights(refs["airlines"], refs["airports"], refs["planes"], refs["weather"])
     )
-
-
-def _reconcile(ctx: RunContext) -> None:
-    if ctx.rows_read != ctx.rows_loaded + ctx.rows_quarantined + ctx.rows_filtered:
-        raise EtlError(
-            f"row counts do not reconcile: read {ctx.rows_read} != loaded {ctx.rows_loaded}"
-            f" + quarantined {ctx.rows_quarantined} + filtered {ctx.rows_filtered}"
-        )
 
 
 def _date_range_predicate(ctx: RunContext) -> str:
@@ -269,8 +270,6 @@ def replay(spark: SparkSession, ctx: RunContext, config: JobConfig, quarantined:
     from pyspark.sql import types as T
 
     source = config.source("flights")
-    silver_target = config.target("silver_flights")
-    silver_path = ctx.warehouse.table("silver", silver_target.table)
     bronze_path = ctx.warehouse.table("bronze", config.target("bronze_flights").table)
     na_values = _na_values(config)
     record = T.StructType([T.StructField(c, T.StringType()) for c in source.columns])
@@ -291,40 +290,4 @@ def replay(spark: SparkSession, ctx: RunContext, config: JobConfig, quarantined:
                     F.lit(ctx.started_at).cast("timestamp").alias("_ingested_at"))
         )
         step.rows_out = quarantined.count()
-    with ctx.step("transform") as step:
-        typed = batch.transform(type_flights(na_values)).persist()
-        ctx.rows_read = step.rows_in = typed.count()
-        valid, rejected = split_rejected(typed)
-        ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table,
-                                                list(source.columns))
-        silver_batch = _silver_rows(valid, refs).persist()
-        ctx.rows_loaded = step.rows_out = silver_batch.count()
-        ctx.rows_filtered = ctx.rows_read - ctx.rows_loaded - ctx.rows_quarantined
-    with ctx.step("audit") as step:
-        step.rows_in = ctx.rows_loaded
-        audited = audit(
-            spark, ctx, f"silver/{silver_target.table}", silver_batch,
-            config.quality.get("silver_flights", []), references=refs,
-            record_columns=list(source.columns),
-        )
-        ctx.rows_quarantined += audited.quarantined
-        ctx.rows_loaded = step.rows_out = ctx.rows_loaded - audited.quarantined
-        _reconcile(ctx)
-        audited.raise_if_failed()
-    with ctx.step("publish") as step:
-        if ctx.rows_loaded:
-            touched = [r["flight_date"] for r in audited.batch.select("flight_date").distinct().collect()]
-            ctx.record_write(
-                DeltaMerge(spark, silver_path).keys(*FLIGHT_KEY).sequence_by(*SEQUENCE)
-                .partitioned_by(*PARTITION_BY).user_metadata(ctx.run_id).execute(audited.batch)
-            )
-            dates = in_predicate("flight_date", touched)
-            gold = read_delta(spark, silver_path).where(dates).transform(carrier_daily_performance)
-            ctx.record_write(
-                DeltaOverwrite(spark, ctx.warehouse.table("gold", config.target(
-                    "gold_performance").table)).replace_where(dates)
-                .user_metadata(ctx.run_id).execute(gold)
-            )
-        step.rows_out = ctx.rows_loaded
-    typed.unpersist()
-    silver_batch.unpersist()
+    _load(spark, ctx, config, batch, refs, na_values)
