@@ -13,6 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
+import botocore.exceptions
 import pytest
 import structlog
 from pyspark.sql import functions as F
@@ -49,8 +51,6 @@ def job(spark, ctx, config) -> None:
 
 @pytest.fixture(scope="module")
 def aws():
-    boto3 = pytest.importorskip("boto3")
-    import botocore.exceptions
 
     options = {"endpoint_url": MOTO, "region_name": "us-east-1", "aws_access_key_id": "testing",
                "aws_secret_access_key": "testing"}

@@ -1,6 +1,7 @@
 """`etl pipeline export --target airflow`: the DAG file is loaded by Airflow's own DagBag (in the
-separate virtualenv .venv-airflow, `make airflow-venv`): no import errors, the expected tasks,
-edges, retries, schedule and catchup, and the EMR step / Dataproc job each task submits."""
+separate virtualenv .venv-airflow, which `make test` builds through `make airflow-venv`): no import
+errors, the expected tasks, edges, retries, schedule and catchup, and the EMR step / Dataproc job
+each task submits."""
 
 from __future__ import annotations
 
@@ -9,16 +10,11 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from etl.cli import main
 from tests.orchestration_conf import make_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_PYTHON = Path(os.environ.get("ETL_AIRFLOW_PYTHON", ROOT / ".venv-airflow" / "bin" / "python"))
-pytestmark = pytest.mark.skipif(
-    not AIRFLOW_PYTHON.exists(),
-    reason=f"no Airflow virtualenv at {AIRFLOW_PYTHON}: run `make airflow-venv` (about 15 min)")
 
 LOAD = """
 import json, sys
@@ -49,6 +45,7 @@ JOBS = {"extract": {}, "clean": {"depends_on": ["extract"]},
 
 
 def load_dags(folder: Path) -> dict:
+    assert AIRFLOW_PYTHON.exists(), f"no Airflow virtualenv at {AIRFLOW_PYTHON}: run `make airflow-venv`"
     env = {"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(folder.parent / "airflow-home"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{folder.parent}/airflow.db"}
