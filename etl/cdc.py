@@ -6,7 +6,7 @@ flattened, split into applicable events and rejects (for the quarantine), and ap
 Example::
 
     writer = cdc_writer(spark, cdc, warehouse.table("silver", "customers"),
-                        tombstones=warehouse.records("cdc/sync/customers/tombstones"))
+                        tombstones=tombstones_path(warehouse, "sync", "customers"))
     metrics, rejected = apply_envelopes(extract.df, cdc, writer.user_metadata(run_id))
 """
 
@@ -14,11 +14,23 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from etl.config import CdcConfig
-from etl.context import WriteMetrics
+from etl.config import CdcConfig, SourceConfig
+from etl.context import Warehouse, WriteMetrics, _is_uri
 from etl.transforms.cdc import flatten_changes
 from etl.transforms.cleaning import RAW_RECORD, split_rejected
 from etl.writers.cdc import CdcApply
+
+
+def tombstones_path(warehouse: Warehouse, job: str, source: str) -> str:
+    """Where the deleted keys of a hard-deleting scd1 source are kept:
+    ``<warehouse>/_etl/cdc/<job>/<source>/tombstones``."""
+    return warehouse.records(f"cdc/{job}/{source}/tombstones")
+
+
+def feed_table_path(warehouse: Warehouse, source: SourceConfig) -> str:
+    """The upstream table of a ``delta_cdf`` source: its ``path`` under the warehouse root,
+    or the ``path`` itself when it is a URI."""
+    return source.path if _is_uri(source.path) else f"{warehouse.root}/{source.path.strip('/')}"
 
 
 def cdc_writer(
@@ -44,4 +56,4 @@ def apply_envelopes(
     return writer.execute(valid.drop(RAW_RECORD)), rejected
 
 
-__all__ = ["apply_envelopes", "cdc_writer"]
+__all__ = ["apply_envelopes", "cdc_writer", "feed_table_path", "tombstones_path"]

@@ -1,0 +1,69 @@
+"""An upstream Delta table's Change Data Feed as an incremental source (etl.readers.delta_cdf):
+snapshot on the first run, the versions after the stored one next, nothing when nothing is
+new; the version is stored in the watermarks after the target commit."""
+
+from __future__ import annotations
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from etl.cdc import apply_envelopes, cdc_writer
+from etl.config import CdcConfig
+from etl.errors import SourceError
+from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
+from etl.watermarks import WatermarkStore
+from etl.writers.delta import read_delta
+
+CDC = CdcConfig(keys=["id"], deletes="soft")
+ROWS = "id int, name string, _cdc_op string, position bigint, _deleted boolean"
+
+
+def run(spark, store, upstream, target):
+    """One run of a job: read after the stored version, apply, then store the version."""
+    stored = store.get("sync", "customers")
+    extract = read_change_feed(spark, upstream, source_name="customers",
+                               last_version=stored.value if stored else None)
+    if extract.end is not None:
+        apply_envelopes(extract.df, CDC, cdc_writer(spark, CDC, target))
+        store.advance("sync", {"customers": (VERSION_COLUMN, extract.end)}, "run")
+    return extract
+
+
+def test_change_feed_snapshot_then_new_versions_then_nothing(spark, tmp_path):
+    upstream, target = str(tmp_path / "upstream"), str(tmp_path / "target")
+    store = WatermarkStore(spark, str(tmp_path / "watermarks"))
+    spark.sql(f"CREATE TABLE delta.`{upstream}` (id INT, name STRING) USING DELTA "
+              "TBLPROPERTIES (delta.enableChangeDataFeed = true)")
+    spark.sql(f"INSERT INTO delta.`{upstream}` VALUES (1, 'Ann'), (2, 'Bob')")  # version 1
+
+    first = run(spark, store, upstream, target)
+    # version 2: one MERGE updates 1, deletes 2 and inserts 3
+    spark.sql(f"""MERGE INTO delta.`{upstream}` t
+        USING (VALUES (1, 'Anna', false), (2, 'Bob', true), (3, 'Cy', false)) s(id, name, gone)
+        ON t.id = s.id
+        WHEN MATCHED AND s.gone THEN DELETE
+        WHEN MATCHED THEN UPDATE SET name = s.name
+        WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, s.name)""")
+    second = run(spark, store, upstream, target)
+    third = run(spark, store, upstream, target)
+
+    assert [(e.start, e.end, e.snapshot) for e in (first, second, third)] == [
+        (1, 1, True), (2, 2, False), (None, None, False)]
+    assert third.df.count() == 0
+    assert store.get("sync", "customers").value == 2
+    assert_df_equality(
+        read_delta(spark, target).select("id", "name", "_cdc_op",
+                                         F.col("_cdc_seq.position").alias("position"),
+                                         "_deleted"),
+        spark.createDataFrame(
+            [(1, "Anna", "u", 2, False), (2, "Bob", "d", 2, True), (3, "Cy", "c", 2, False)],
+            ROWS),
+        ignore_row_order=True, ignore_nullable=True,
+    )
+
+
+def test_change_feed_of_a_missing_table_names_the_source(spark, tmp_path):
+    with pytest.raises(SourceError) as err:
+        read_change_feed(spark, str(tmp_path / "none"), source_name="customers", last_version=3)
+    assert str(err.value) == f"source customers: {tmp_path / 'none'} is not a Delta table"
