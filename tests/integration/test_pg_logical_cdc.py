@@ -110,6 +110,9 @@ def test_slot_changes_after_the_first_run_reach_delta_and_a_failed_run_replays(
         ignore_row_order=True, ignore_nullable=True,
     )
     assert lsn == sorted(lsn) and lsn[0] > snap
+    reader.drop_slot()
+    assert pg.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                      (slot,)).fetchone() == (0,)
 
 
 def test_reader_checks_slot_and_table_names_before_connecting(spark):

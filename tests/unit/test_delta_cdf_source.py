@@ -40,7 +40,8 @@ def test_change_feed_snapshot_then_new_versions_then_nothing(spark, tmp_path):
     first = run(spark, store, upstream, target)
     # version 2: one MERGE updates 1, deletes 2 and inserts 3
     spark.sql(f"""MERGE INTO delta.`{upstream}` t
-        USING (VALUES (1, 'Anna', false), (2, 'Bob', true), (3, 'Cy', false)) s(id, name, gone)
+        USING (SELECT * FROM VALUES (1, 'Anna', false), (2, 'Bob', true), (3, 'Cy', false)
+               AS v(id, name, gone)) s
         ON t.id = s.id
         WHEN MATCHED AND s.gone THEN DELETE
         WHEN MATCHED THEN UPDATE SET name = s.name
