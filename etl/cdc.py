@@ -1,9 +1,15 @@
 """Wiring of a change-data-capture source to its target, from the ``cdc`` section of a source's
 configuration: envelopes (from `etl.readers.delta_cdf` or `etl.readers.pg_logical`) are
 flattened, split into applicable events and rejects (for the quarantine), and applied with
-`etl.writers.cdc.CdcApply`.
+`etl.writers.cdc.CdcApply`. `sync_source` is one run of a source, in the order that makes a
+failure harmless.
 
 Example::
+
+    result = sync_source(spark, ctx, "customers", config.source("customers"),
+                         ctx.warehouse.table("silver", "customers"))
+
+or, step by step::
 
     writer = cdc_writer(spark, cdc, warehouse.table("silver", "customers"),
                         tombstones=tombstones_path(warehouse, "sync", "customers"))
@@ -12,13 +18,22 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import CdcConfig, SourceConfig
-from etl.context import Warehouse, WriteMetrics, _is_uri
+from etl.context import RunContext, Warehouse, WriteMetrics, _is_uri
+from etl.errors import ConfigError
+from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
+from etl.readers.pg_logical import PgLogicalReader
+from etl.staging import Staging
 from etl.transforms.cdc import flatten_changes
 from etl.transforms.cleaning import RAW_RECORD, split_rejected
+from etl.watermarks import WatermarkStore
 from etl.writers.cdc import CdcApply
+from etl.writers.quarantine import write_quarantine
 
 
 def tombstones_path(warehouse: Warehouse, job: str, source: str) -> str:
@@ -56,4 +71,64 @@ def apply_envelopes(
     return writer.execute(valid.drop(RAW_RECORD)), rejected
 
 
-__all__ = ["apply_envelopes", "cdc_writer", "feed_table_path", "tombstones_path"]
+@dataclass(frozen=True)
+class CdcResult:
+    """One run of a change-feed source: the target commit's metrics (``None`` when there was
+    nothing new), the events quarantined, and the position stored for the next run."""
+
+    source: str
+    metrics: WriteMetrics | None
+    quarantined: int
+    position: int | None
+
+
+def sync_source(
+    spark: SparkSession,
+    ctx: RunContext,
+    name: str,
+    source: SourceConfig,
+    target_path: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> CdcResult:
+    """Apply what is new in the change-feed source ``name`` to the Delta table at
+    ``target_path``, in this order: read past the stored position (``pg_logical``: staged as
+    JSON lines first), apply in one commit, quarantine the rejected events (table = the target's
+    name), advance the slot (``pg_logical``), store the position in the watermarks. A failure
+    at any step leaves the slot and the stored position where they were, so the next run reads
+    the same events and applies them again harmlessly."""
+    cdc = source.cdc
+    if cdc is None or source.type not in ("delta_cdf", "pg_logical"):
+        raise ConfigError(f"source {name} is not a change feed (type delta_cdf or pg_logical "
+                          "with a cdc section)", key=f"sources.{name}")
+    store = WatermarkStore(spark, ctx.warehouse.records("state/watermarks"))
+    stored = store.get(ctx.job, name)
+    writer = cdc_writer(spark, cdc, target_path,
+                        tombstones=tombstones_path(ctx.warehouse, ctx.job, name))
+    writer = writer.user_metadata(ctx.run_id)
+    table = target_path.rstrip("/").rsplit("/", 1)[-1]
+    if source.type == "delta_cdf":
+        feed = read_change_feed(spark, feed_table_path(ctx.warehouse, source), source_name=name,
+                                last_version=int(stored.value) if stored else None)
+        if feed.end is None:
+            return CdcResult(name, None, 0, int(stored.value) if stored else None)
+        metrics, rejected = apply_envelopes(feed.df, cdc, writer)
+        quarantined = write_quarantine(rejected, ctx, table, [])
+        store.advance(ctx.job, {name: (VERSION_COLUMN, feed.end)}, ctx.run_id)
+        return CdcResult(name, metrics, quarantined, feed.end)
+    assert source.jdbc is not None
+    reader = PgLogicalReader(spark, name, source.jdbc, cdc.slot, environ=environ)
+    staging = Staging(spark, f"{ctx.warehouse.root}/staging")
+    slot = reader.extract(staging, ctx.run_id, ctx.started_at.date(), snapshot=stored is None)
+    metrics, quarantined = None, 0
+    if slot.changes or slot.snapshot_rows:
+        metrics, rejected = apply_envelopes(slot.df, cdc, writer)
+        quarantined = write_quarantine(rejected, ctx, table, [])
+    reader.advance(slot.upto)
+    if stored is None or stored.value != slot.position:
+        store.advance(ctx.job, {name: ("lsn", slot.position)}, ctx.run_id)
+    return CdcResult(name, metrics, quarantined, slot.position)
+
+
+__all__ = ["CdcResult", "apply_envelopes", "cdc_writer", "feed_table_path", "sync_source",
+           "tombstones_path"]

@@ -4,24 +4,24 @@ was so the next run applies the same changes again."""
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from etl.cdc import apply_envelopes, cdc_writer
-from etl.config import CdcConfig, JdbcConfig, JdbcCredentials
+from etl.cdc import sync_source
+from etl.config import CdcConfig, JdbcConfig, JdbcCredentials, SourceConfig
+from etl.context import RunContext, Warehouse
 from etl.errors import SourceError
 from etl.readers.pg_logical import PgLogicalReader, lsn_number
-from etl.staging import Staging
+from etl.watermarks import WatermarkStore
 from etl.writers.delta import read_delta
 
 pytestmark = pytest.mark.integration
-DAY = dt.date(2026, 1, 1)
-CDC = CdcConfig(keys=["id"])
 ROWS = "id int, name string, city string, _cdc_op string, position bigint"
 
 
@@ -55,6 +55,12 @@ def pending(pg, slot: str, table: str) -> list[int]:
     return [lsn_number(r[0]) for r in rows]
 
 
+def read_manifest(warehouse, run_id):
+    """The staged extract's manifest (slot, LSN range, rows) of one run."""
+    (path,) = Path(warehouse.root).glob(f"staging/customers/*/{run_id}/_manifest.json")
+    return json.loads(path.read_text())
+
+
 def table_rows(spark, path):
     return read_delta(spark, path).select("id", "name", "city", "_cdc_op",
                                           F.col("_cdc_seq.position").alias("position"))
@@ -66,16 +72,19 @@ def test_slot_changes_after_the_first_run_reach_delta_and_a_failed_run_replays(
     table = f"{pg_schema}.customers"
     pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, city text)")
     pg.execute(f"INSERT INTO {table} VALUES (1, 'Ann', 'Oslo'), (2, 'Bob', 'Rome')")
-    staging = Staging(spark, str(tmp_path / "staging"))
-    target = str(tmp_path / "silver" / "customers")
-    writer = cdc_writer(spark, CDC, target, tombstones=str(tmp_path / "tombstones"))
-    reader = PgLogicalReader(spark, "customers", jdbc(table), slot)
+    warehouse = Warehouse.at(str(tmp_path))
+    source = SourceConfig(type="pg_logical", jdbc=jdbc(table), cdc=CdcConfig(keys=["id"], slot=slot))
+    target = warehouse.table("silver", "customers")
+    store = WatermarkStore(spark, warehouse.records("state/watermarks"))
 
-    first = reader.extract(staging, "run-1", DAY, snapshot=True)  # creates the slot
-    apply_envelopes(first.df, CDC, writer)
-    reader.advance(first.upto)
-    snap = lsn_number(first.start)
-    assert (first.snapshot_rows, first.changes, confirmed(pg, slot)) == (2, 0, first.upto)
+    def run(run_id, path=target):
+        ctx = RunContext(job="sync", env="test", warehouse=warehouse, landing="", run_id=run_id)
+        return sync_source(spark, ctx, "customers", source, path)
+
+    first = run("run-1")  # creates the slot; the table's rows as a snapshot
+    snap = lsn_number(read_manifest(warehouse, "run-1")["from"])
+    assert (first.metrics.rows_inserted, first.quarantined) == (2, 0)
+    assert confirmed(pg, slot) == read_manifest(warehouse, "run-1")["upto"]
     assert_df_equality(
         table_rows(spark, target),
         spark.createDataFrame([(1, "Ann", "Oslo", "r", snap), (2, "Bob", "Rome", "r", snap)], ROWS),
@@ -87,22 +96,21 @@ def test_slot_changes_after_the_first_run_reach_delta_and_a_failed_run_replays(
     pg.execute(f"DELETE FROM {table} WHERE id = 2")
     pg.execute(f"UPDATE {table} SET name = 'Cyd' WHERE id = 3")
     lsn = pending(pg, slot, table)
-    second = reader.extract(staging, "run-2", DAY, snapshot=False)
     # the target cannot be written (a file where the table should be): the run fails after
-    # staging, before the commit, and the slot stays where it was
+    # staging, before the commit; the slot and the stored position stay where they were
     blocked = tmp_path / "blocked"
     blocked.write_text("not a table")
     with pytest.raises(Exception):  # noqa: B017 - whatever Delta raises; the slot is the point
-        apply_envelopes(second.df, CDC, cdc_writer(spark, CDC, str(blocked)))
-    assert confirmed(pg, slot) == first.upto
+        run("run-2", str(blocked))
+    assert confirmed(pg, slot) == read_manifest(warehouse, "run-1")["upto"]
+    assert store.get("sync", "customers").value == first.position
 
-    again = reader.extract(staging, "run-3", DAY, snapshot=False)
-    metrics, rejected = apply_envelopes(again.df, CDC, writer)
-    reader.advance(again.upto)
-
-    assert (second.changes, again.changes, rejected.count()) == (4, 4, 0)
-    assert (metrics.rows_inserted, metrics.rows_updated, metrics.rows_deleted) == (1, 1, 1)
+    again = run("run-3")
+    assert (again.metrics.rows_inserted, again.metrics.rows_updated,
+            again.metrics.rows_deleted) == (1, 1, 1)
+    assert [read_manifest(warehouse, r)["rows"] for r in ("run-2", "run-3")] == [4, 4]
     assert pending(pg, slot, table) == []
+    assert store.get("sync", "customers").value == again.position
     assert_df_equality(
         table_rows(spark, target),
         spark.createDataFrame([(1, "Ann", "Bergen", "u", lsn[1]), (3, "Cyd", "Nice", "u", lsn[3])],
@@ -110,7 +118,7 @@ def test_slot_changes_after_the_first_run_reach_delta_and_a_failed_run_replays(
         ignore_row_order=True, ignore_nullable=True,
     )
     assert lsn == sorted(lsn) and lsn[0] > snap
-    reader.drop_slot()
+    PgLogicalReader(spark, "customers", source.jdbc, slot).drop_slot()
     assert pg.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
                       (slot,)).fetchone() == (0,)
 
