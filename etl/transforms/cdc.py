@@ -54,6 +54,8 @@ def change_sequence(position: Column, ts_ms: Column) -> Column:
 def _position(df: DataFrame, position: str) -> Column:
     """The position column as a number (PostgreSQL text LSNs are converted)."""
     head, _, rest = position.partition(".")
+    if head not in df.columns:
+        raise ValueError(f"flatten_changes: the feed has no column {head!r}; columns: {df.columns}")
     field = df.schema[head].dataType
     if rest:
         if not isinstance(field, T.StructType) or rest not in field.fieldNames():
