@@ -11,8 +11,9 @@ the slot past them. The order of a run:
    change's LSN as ``source.lsn`` and its commit time as ``ts_ms``. Only the configured table's
    changes are decoded (wal2json ``add-tables``);
 4. first run (``snapshot=True``, when the job has no stored position): the table is also read
-   in full as ``r`` events at the slot's confirmed position, which is not after any change the
-   slot still holds, so a row changed meanwhile ends with its newest state;
+   in full as ``r`` events at the position just before the slot's confirmed one: every change
+   the slot still holds (LSN >= confirmed) is newer, so a row changed while the snapshot was
+   read ends with its newest state, whatever the clocks say;
 5. the envelopes are staged (JSON lines) and read back from there;
 6. after the target commit, the job calls ``advance(extract.upto)``
    (``pg_replication_slot_advance``): a run that fails before leaves the slot where it was, the
@@ -200,7 +201,7 @@ class PgLogicalReader:
             )
             envelopes = changes_to_envelopes(peek, table.schema)
             if snapshot:
-                envelopes = snapshot_envelopes(table, lsn_number(confirmed)).unionByName(envelopes)
+                envelopes = snapshot_envelopes(table, lsn_number(confirmed) - 1).unionByName(envelopes)
             staged = staging.stage(
                 self.source, run_id, ingest_date, envelopes,
                 {"slot": self.slot, "table": self.jdbc.table, "from": confirmed, "upto": upto,
