@@ -25,13 +25,13 @@ from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import CdcConfig, SourceConfig
 from etl.context import RunContext, Warehouse, WriteMetrics, _is_uri
-from etl.errors import ConfigError
+from etl.errors import ConfigError, StateError
 from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
 from etl.readers.pg_logical import PgLogicalReader
 from etl.staging import Staging
 from etl.transforms.cdc import flatten_changes
 from etl.transforms.cleaning import RAW_RECORD, split_rejected
-from etl.watermarks import WatermarkStore
+from etl.watermarks import Watermark, WatermarkStore
 from etl.writers.cdc import CdcApply
 from etl.writers.quarantine import write_quarantine
 
@@ -102,32 +102,46 @@ def sync_source(
         raise ConfigError(f"source {name} is not a change feed (type delta_cdf or pg_logical "
                           "with a cdc section)", key=f"sources.{name}")
     store = WatermarkStore(spark, ctx.warehouse.records("state/watermarks"))
-    stored = store.get(ctx.job, name)
+    column = VERSION_COLUMN if source.type == "delta_cdf" else "lsn"
+    stored = _stored_position(store.get(ctx.job, name), column)
     writer = cdc_writer(spark, cdc, target_path,
                         tombstones=tombstones_path(ctx.warehouse, ctx.job, name))
     writer = writer.user_metadata(ctx.run_id)
     table = target_path.rstrip("/").rsplit("/", 1)[-1]
     if source.type == "delta_cdf":
         feed = read_change_feed(spark, feed_table_path(ctx.warehouse, source), source_name=name,
-                                last_version=int(stored.value) if stored else None)
+                                last_version=stored)
         if feed.end is None:
-            return CdcResult(name, None, 0, int(stored.value) if stored else None)
-        metrics, rejected = apply_envelopes(feed.df, cdc, writer)
+            return CdcResult(name, None, 0, stored)
+        applied, rejected = apply_envelopes(feed.df, cdc, writer)
         quarantined = write_quarantine(rejected, ctx, table, [])
-        store.advance(ctx.job, {name: (VERSION_COLUMN, feed.end)}, ctx.run_id)
-        return CdcResult(name, metrics, quarantined, feed.end)
+        store.advance(ctx.job, {name: (column, feed.end)}, ctx.run_id)
+        return CdcResult(name, applied, quarantined, feed.end)
     assert source.jdbc is not None
     reader = PgLogicalReader(spark, name, source.jdbc, cdc.slot, environ=environ)
     staging = Staging(spark, f"{ctx.warehouse.root}/staging")
     slot = reader.extract(staging, ctx.run_id, ctx.started_at.date(), snapshot=stored is None)
-    metrics, quarantined = None, 0
+    metrics: WriteMetrics | None = None
+    quarantined = 0
     if slot.changes or slot.snapshot_rows:
         metrics, rejected = apply_envelopes(slot.df, cdc, writer)
         quarantined = write_quarantine(rejected, ctx, table, [])
     reader.advance(slot.upto)
-    if stored is None or stored.value != slot.position:
-        store.advance(ctx.job, {name: ("lsn", slot.position)}, ctx.run_id)
+    if stored != slot.position:
+        store.advance(ctx.job, {name: (column, slot.position)}, ctx.run_id)
     return CdcResult(name, metrics, quarantined, slot.position)
+
+
+def _stored_position(stored: Watermark | None, column: str) -> int | None:
+    """The stored position of a change-feed source, which must be an integer on ``column``."""
+    if stored is None:
+        return None
+    if stored.column != column or not isinstance(stored.value, int):
+        raise StateError(
+            f"source {stored.source}: the stored watermark is {stored.column} = {stored.value!r}, "
+            f"expected an integer {column} (rewind it with `etl state set` or `etl state reset`)"
+        )
+    return stored.value
 
 
 __all__ = ["CdcResult", "apply_envelopes", "cdc_writer", "feed_table_path", "sync_source",

@@ -91,3 +91,19 @@ def test_paths_a_job_derives_from_the_cdc_section():
         == "/wh/silver/customers"
     assert feed_table_path(warehouse, SourceConfig(type="delta_cdf", path="s3a://b/t")) == "s3a://b/t"
     assert tombstones_path(warehouse, "sync", "customers") == "/wh/_etl/cdc/sync/customers/tombstones"
+
+
+def test_a_stored_position_that_is_not_an_integer_is_a_state_error():
+    import datetime as dt
+
+    from etl.cdc import _stored_position
+    from etl.errors import StateError
+    from etl.watermarks import Watermark
+
+    assert _stored_position(Watermark("sync", "customers", "lsn", 42), "lsn") == 42
+    assert _stored_position(None, "lsn") is None
+    with pytest.raises(StateError) as err:
+        _stored_position(Watermark("sync", "customers", "lsn", dt.date(2026, 1, 1)), "lsn")
+    assert str(err.value) == (
+        "source customers: the stored watermark is lsn = datetime.date(2026, 1, 1), expected an "
+        "integer lsn (rewind it with `etl state set` or `etl state reset`)")
