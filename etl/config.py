@@ -24,7 +24,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -36,6 +36,7 @@ from etl.errors import ConfigError
 DEFAULT_ENV = "local"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,12 +128,37 @@ class JdbcConfig:
 
 
 @dataclass(frozen=True)
+class CdcConfig:
+    """How a change feed is applied to its target (README "Change data capture")."""
+
+    #: The key columns of the captured rows.
+    keys: list[str]
+    #: The feed's log position (``a.b`` for a struct field; a number or a PostgreSQL text LSN)
+    #: and its change time (epoch milliseconds): events are ordered by position, then time.
+    position: str = "source.lsn"
+    timestamp: str = "ts_ms"
+    #: ``hard`` removes deleted rows; ``soft`` keeps them with ``_deleted`` and ``_deleted_at``.
+    deletes: Literal["hard", "soft"] = "hard"
+    #: ``scd1``: one row per key (the latest); ``scd2``: every version with validity.
+    output: Literal["scd1", "scd2"] = "scd1"
+    #: scd1 with hard deletes: keep the deletes' keys so that older events arriving later do not
+    #: bring deleted rows back (``<warehouse>/_etl/cdc/<job>/<source>/tombstones``).
+    tombstones: bool = True
+    #: pg_logical: the replication slot (created when missing) and its output plugin.
+    slot: str = ""
+    plugin: Literal["wal2json"] = "wal2json"
+
+
+@dataclass(frozen=True)
 class SourceConfig:
-    """A source: a folder of landed files (relative to the landing root unless it is a URI), or
-    a database table over JDBC (``type: jdbc`` with a ``jdbc`` section)."""
+    """A source: a folder of landed files (relative to the landing root unless it is a URI), a
+    database table over JDBC (``type: jdbc`` with a ``jdbc`` section), or a change feed with a
+    ``cdc`` section: a Delta table's Change Data Feed (``type: delta_cdf``, ``path`` relative to
+    the warehouse root unless it is a URI) or a PostgreSQL table through a logical replication
+    slot (``type: pg_logical``, ``jdbc.table``)."""
 
     path: str = ""
-    type: Literal["files", "jdbc"] = "files"
+    type: Literal["files", "jdbc", "delta_cdf", "pg_logical"] = "files"
     format: Literal["csv", "json", "jsonl", "parquet", "delta", "text"] = "csv"
     pattern: str = "*"
     #: Column names in file order; every column is read as a string into bronze.
@@ -142,6 +168,7 @@ class SourceConfig:
     #: ``append``: every file adds rows (facts); ``snapshot``: the newest file is the whole table.
     kind: Literal["append", "snapshot"] = "append"
     jdbc: JdbcConfig | None = None
+    cdc: CdcConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -597,6 +624,12 @@ def _check_source(
     def fail(message: str, sub: str) -> ConfigError:
         return ConfigError(message, file=_origin_of(origin, key) or default_file, key=f"{key}.{sub}")
 
+    if source.type in ("delta_cdf", "pg_logical"):
+        _check_cdc_source(source, fail)
+        if source.type == "delta_cdf":
+            return
+    elif source.cdc is not None:
+        raise fail("only a delta_cdf or pg_logical source has a cdc section", "cdc")
     if source.type == "files":
         if not source.path:
             raise fail("required value missing for a files source (expected str)", "path")
@@ -605,7 +638,11 @@ def _check_source(
         return
     jdbc = source.jdbc
     if jdbc is None:
-        raise fail("required value missing for a jdbc source (expected a mapping)", "jdbc")
+        raise fail(f"required value missing for a {source.type} source (expected a mapping)",
+                   "jdbc")
+    if source.type == "pg_logical" and not jdbc.table:
+        raise fail("required value missing for a pg_logical source (expected schema.table)",
+                   "jdbc.table")
     if bool(jdbc.table) == bool(jdbc.query):
         raise fail("give exactly one of table and query", "jdbc.table")
     if jdbc.partitioning and jdbc.query:
@@ -620,6 +657,26 @@ def _check_source(
         raise fail("give either secret_id or user_env and password_env", "jdbc.credentials")
     if not creds.secret_id and not (creds.user_env and creds.password_env):
         raise fail("give both user_env and password_env", "jdbc.credentials")
+
+
+def _check_cdc_source(source: SourceConfig, fail: Callable[[str, str], ConfigError]) -> None:
+    """A change-feed source needs ``cdc`` with keys; delta_cdf a ``path``, pg_logical a slot
+    name PostgreSQL accepts."""
+    cdc = source.cdc
+    if cdc is None:
+        raise fail(f"required value missing for a {source.type} source (expected a mapping)",
+                   "cdc")
+    if not cdc.keys:
+        raise fail("expected at least one key column", "cdc.keys")
+    if source.type == "delta_cdf":
+        if not source.path:
+            raise fail("required value missing for a delta_cdf source (expected str)", "path")
+        if source.jdbc is not None or cdc.slot:
+            raise fail("a delta_cdf source has no jdbc section and no slot", "cdc.slot")
+        return
+    if not _SLOT.match(cdc.slot):
+        raise fail(f"expected lower-case letters, digits and _ (at most 63), got {cdc.slot!r}",
+                   "cdc.slot")
 
 
 def _check_rules(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from etl import storage
 from etl.errors import EtlError, SourceError, StateError, jvm_error_text
@@ -62,19 +63,26 @@ class Staging:
         ingest_date: dt.date,
         df: DataFrame,
         manifest: dict[str, Any],
+        fmt: str = "parquet",
     ) -> StagedExtract:
-        """Write ``df`` unchanged and its manifest; return the staged copy (read back)."""
+        """Write ``df`` unchanged and its manifest; return the staged copy (read back).
+        ``fmt="json"`` stages JSON lines (the schema is kept in the manifest for reading back)."""
+        if fmt not in ("parquet", "json"):
+            raise StateError(f"staging format must be parquet or json, got {fmt!r}")
         path = self.path(source, ingest_date, run_id)
         try:
-            df.write.mode("errorifexists").parquet(path)
+            df.write.mode("errorifexists").format(fmt).save(path)
         except EtlError:
             raise
         except Exception as exc:
             raise SourceError(
                 f"source {source}: extracting to {path} failed: {jvm_error_text(exc)}"
             ) from None
-        staged = self.spark.read.parquet(path)
-        content = {**manifest, "source": source, "run_id": run_id, "rows": staged.count()}
+        content = {**manifest, "source": source, "run_id": run_id}
+        if fmt == "json":
+            content.update(format=fmt, schema=df.schema.json())
+        staged = self._load(path, content)
+        content["rows"] = staged.count()
         storage.write_text(self.spark, f"{path}/{MANIFEST}", json.dumps(content, default=str))
         return StagedExtract(source=source, run_id=run_id, path=path, df=staged, manifest=content)
 
@@ -94,9 +102,17 @@ class Staging:
         path = self.find(source, run_id)
         manifest = json.loads(storage.read_text(self.spark, f"{path}/{MANIFEST}"))
         return StagedExtract(
-            source=source, run_id=run_id, path=path, df=self.spark.read.parquet(path),
+            source=source, run_id=run_id, path=path, df=self._load(path, manifest),
             manifest=manifest,
         )
+
+    def _load(self, path: str, manifest: dict[str, Any]) -> DataFrame:
+        """The staged rows at ``path`` in the format (and, for JSON, the schema) of its
+        manifest; manifests written before formats existed are Parquet."""
+        if manifest.get("format", "parquet") == "parquet":
+            return self.spark.read.parquet(path)
+        schema = T.StructType.fromJson(json.loads(manifest["schema"]))
+        return self.spark.read.schema(schema).json(path)
 
     def purge(self, retention_days: int, today: dt.date) -> list[str]:
         """Delete the staged days older than ``retention_days`` before ``today`` (every source);

@@ -13,7 +13,7 @@ def python_blocks() -> list[str]:
 
 
 def test_readme_has_examples():
-    assert len(python_blocks()) == 2
+    assert len(python_blocks()) == 3
 
 
 def test_readme_examples_run(spark):

@@ -1,0 +1,267 @@
+"""Log-based change data capture from PostgreSQL: a logical replication slot with wal2json.
+
+`PgLogicalReader.extract` reads one table's changes over JDBC and lands them in the staging area
+as JSON lines in the Debezium envelope (`etl.transforms.cdc`); `PgLogicalReader.advance` moves
+the slot past them. The order of a run:
+
+1. the slot is created when missing (its name is configured; the plugin is wal2json);
+2. the upper bound is fixed: ``pg_current_wal_lsn()`` when the extraction starts;
+3. ``pg_logical_slot_peek_changes`` up to that bound (peek consumes nothing) through Spark's
+   JDBC reader; inserts, updates and deletes become ``c``, ``u``, ``d`` envelopes, with the
+   change's LSN as ``source.lsn`` and its commit time as ``ts_ms``. Only the configured table's
+   changes are decoded (wal2json ``add-tables``);
+4. first run (``snapshot=True``, when the job has no stored position): the table is also read
+   in full as ``r`` events at the position just before the slot's confirmed one: every change
+   the slot still holds (LSN >= confirmed) is newer, so a row changed while the snapshot was
+   read ends with its newest state, whatever the clocks say;
+5. the envelopes are staged (JSON lines) and read back from there;
+6. after the target commit, the job calls ``advance(extract.upto)``
+   (``pg_replication_slot_advance``): a run that fails before leaves the slot where it was, the
+   next run peeks the same changes again, and applying them again by sequence is harmless.
+
+Updates and deletes carry the old key (``before``); with ``REPLICA IDENTITY FULL`` on the table
+they carry the whole old row, which soft deletes and SCD2 keep as the deleted row's image.
+Control statements (slot creation, the WAL position, the advance) run on one JDBC connection
+from the driver, with Spark's registered driver; credentials are as for `etl.readers.jdbc`.
+
+Example::
+
+    reader = PgLogicalReader(spark, "customers", config.source("customers").jdbc, "etl_customers")
+    extract = reader.extract(staging, run_id, today, snapshot=store.get(job, "customers") is None)
+    ...  # apply extract.df, commit the target
+    reader.advance(extract.upto)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from etl.config import JdbcConfig
+from etl.errors import EtlError, SourceError, jvm_error_text
+from etl.readers.jdbc import _reader, resolve_credentials
+from etl.staging import Staging
+from etl.transforms.cdc import lsn_to_long
+
+_SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+_LSN = re.compile(r"^[0-9A-F]{1,8}/[0-9A-F]{1,8}$")
+_ACTIONS = {"I": "c", "U": "u", "D": "d"}
+_COLUMN = T.ArrayType(T.StructType(
+    [T.StructField("name", T.StringType()), T.StructField("value", T.StringType())]
+))
+WAL2JSON = T.StructType([
+    T.StructField("action", T.StringType()),
+    T.StructField("timestamp", T.StringType()),
+    T.StructField("columns", _COLUMN),
+    T.StructField("identity", _COLUMN),
+])
+
+
+@dataclass(frozen=True)
+class SlotExtract:
+    """What one extraction staged: envelopes in ``df`` (read back from ``staged_path``), the
+    slot's position when it started (``start``, the snapshot's position), the LSN the slot may
+    be advanced to once the target committed (``upto``), and the number of changes."""
+
+    source: str
+    df: DataFrame
+    start: str
+    upto: str
+    position: int
+    changes: int
+    snapshot_rows: int
+    staged_path: str
+
+
+def lsn_number(lsn: str) -> int:
+    """``'16/B374D848'`` -> the 64-bit position it stands for."""
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class PgLogicalReader:
+    """One table of a PostgreSQL database through a logical replication slot (wal2json)."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        source_name: str,
+        jdbc: JdbcConfig,
+        slot: str,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ):
+        if not _SLOT.match(slot):
+            raise SourceError(
+                f"source {source_name}: slot {slot!r} must be lower-case letters, digits and _ "
+                "(at most 63)"
+            )
+        if not _TABLE.match(jdbc.table):
+            raise SourceError(f"source {source_name}: table must be schema.table, got {jdbc.table!r}")
+        self.spark = spark
+        self.source = source_name
+        self.jdbc = jdbc
+        self.slot = slot
+        self._user, self._password = resolve_credentials(source_name, jdbc.credentials, environ)
+
+    # -- control statements on one JDBC connection ----------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        jvm = self.spark.sparkContext._jvm
+        assert jvm is not None
+        jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(self.jdbc.driver)
+        props = jvm.java.util.Properties()
+        props.setProperty("user", self._user)
+        props.setProperty("password", self._password)
+        conn = jvm.java.sql.DriverManager.getConnection(self.jdbc.url, props)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _query(self, sql: str, *params: str) -> list[str | None]:
+        """The first row of ``sql`` (text columns) with ``params`` bound, or ``[]``."""
+        try:
+            with self._connection() as conn:
+                statement = conn.prepareStatement(sql)
+                for i, value in enumerate(params, start=1):
+                    statement.setString(i, value)
+                result = statement.executeQuery()
+                if not result.next():
+                    return []
+                count = result.getMetaData().getColumnCount()
+                return [result.getString(i) for i in range(1, count + 1)]
+        except EtlError:
+            raise
+        except Exception as exc:
+            raise SourceError(
+                f"source {self.source}: slot {self.slot}: {jvm_error_text(exc)}"
+            ) from None
+
+    def ensure_slot(self) -> str:
+        """The slot's confirmed position (LSN text); the slot is created when missing."""
+        found = self._query(
+            "SELECT plugin, confirmed_flush_lsn::text FROM pg_replication_slots "
+            "WHERE slot_name = ? AND database = current_database()", self.slot)
+        if found:
+            if found[0] != "wal2json":
+                raise SourceError(
+                    f"source {self.source}: slot {self.slot} uses plugin {found[0]}, not wal2json")
+            assert found[1] is not None
+            return found[1]
+        created = self._query(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(?, 'wal2json')", self.slot)
+        assert created and created[0] is not None
+        return created[0]
+
+    def advance(self, lsn: str) -> None:
+        """Move the slot to ``lsn``: the changes up to it are released (call only after the
+        target committed them)."""
+        if not _LSN.match(lsn):
+            raise SourceError(f"source {self.source}: not an LSN: {lsn!r}")
+        self._query("SELECT end_lsn::text FROM pg_replication_slot_advance(?, ?::pg_lsn)",
+                    self.slot, lsn)
+
+    def drop_slot(self) -> None:
+        """Drop the slot (a slot nobody reads keeps WAL on the server)."""
+        self._query("SELECT slot_name FROM pg_replication_slots WHERE slot_name = ? AND "
+                    "pg_drop_replication_slot(slot_name) IS NOT NULL", self.slot)
+
+    # -- extraction -------------------------------------------------------------------------
+
+    def _spark_query(self, sql: str) -> DataFrame:
+        return _reader(self.spark, self.jdbc, self._user, self._password).option("query", sql).load()
+
+    def extract(
+        self, staging: Staging, run_id: str, ingest_date: dt.date, *, snapshot: bool
+    ) -> SlotExtract:
+        """Stage the table's changes (and with ``snapshot`` its rows) up to the current WAL
+        position; see the module docstring."""
+        confirmed = self.ensure_slot()
+        upto = self._query("SELECT pg_current_wal_lsn()::text")[0]
+        assert upto is not None
+        try:
+            table = _reader(self.spark, self.jdbc, self._user, self._password) \
+                .option("dbtable", self.jdbc.table).load()
+            peek = self._spark_query(
+                f"SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes("
+                f"'{self.slot}', '{upto}'::pg_lsn, NULL, 'format-version', '2', "
+                f"'include-timestamp', '1', 'include-transaction', '0', "
+                f"'add-tables', '{self.jdbc.table}')"
+            )
+            envelopes = changes_to_envelopes(peek, table.schema)
+            if snapshot:
+                envelopes = snapshot_envelopes(table, lsn_number(confirmed) - 1).unionByName(envelopes)
+            staged = staging.stage(
+                self.source, run_id, ingest_date, envelopes,
+                {"slot": self.slot, "table": self.jdbc.table, "from": confirmed, "upto": upto,
+                 "snapshot": snapshot},
+                fmt="json",
+            )
+            snapshot_rows = staged.df.where(F.col("op") == "r").count() if snapshot else 0
+        except EtlError:
+            raise
+        except Exception as exc:
+            raise SourceError(
+                f"source {self.source}: reading slot {self.slot} failed: {jvm_error_text(exc)}"
+            ) from None
+        return SlotExtract(
+            source=self.source, df=staged.df, start=confirmed, upto=upto, position=lsn_number(upto),
+            changes=int(staged.manifest["rows"]) - snapshot_rows, snapshot_rows=snapshot_rows,
+            staged_path=staged.path,
+        )
+
+
+def _image(values: F.Column, schema: T.StructType) -> F.Column:
+    """A row image struct from a ``name -> text`` map, each value cast to its column's type."""
+    return F.struct(*(values[f.name].cast(f.dataType).alias(f.name) for f in schema.fields))
+
+
+def changes_to_envelopes(peek: DataFrame, schema: T.StructType) -> DataFrame:
+    """wal2json (format 2) rows ``(lsn, data)`` as Debezium envelopes for a table of
+    ``schema``; transaction and other non-row messages are dropped."""
+    msg = F.from_json(F.col("data"), WAL2JSON)
+    parsed = peek.select(F.col("lsn"), msg.alias("m")).where(
+        F.col("m.action").isin(*_ACTIONS))
+    op = F.coalesce(*(F.when(F.col("m.action") == k, F.lit(v)) for k, v in _ACTIONS.items()))
+    columns = F.map_from_entries(F.col("m.columns"))
+    identity = F.map_from_entries(F.col("m.identity"))
+    # "2026-11-26 03:25:03.177621+00": the offset needs minutes to be read as ISO-8601
+    stamp = F.regexp_replace(F.col("m.timestamp"), r"([+-]\d\d)$", "$1:00")
+    return parsed.select(
+        op.alias("op"),
+        F.when(F.col("m.identity").isNotNull(), _image(identity, schema)).alias("before"),
+        F.when(op != "d", _image(columns, schema)).alias("after"),
+        F.unix_millis(F.to_timestamp(stamp)).alias("ts_ms"),
+        F.struct(lsn_to_long("lsn").alias("lsn")).alias("source"),
+    )
+
+
+def snapshot_envelopes(table: DataFrame, position: int) -> DataFrame:
+    """The rows of ``table`` as snapshot (``r``) envelopes at ``position``."""
+    image = F.struct(*(F.col(f"`{c}`") for c in table.columns))
+    return table.select(
+        F.lit("r").alias("op"),
+        F.lit(None).cast(image_type(table.schema)).alias("before"),
+        image.alias("after"),
+        F.unix_millis(F.current_timestamp()).alias("ts_ms"),
+        F.struct(F.lit(position).cast("long").alias("lsn")).alias("source"),
+    )
+
+
+def image_type(schema: T.StructType) -> T.StructType:
+    return T.StructType([T.StructField(f.name, f.dataType) for f in schema.fields])
+
+
+__all__ = ["WAL2JSON", "PgLogicalReader", "SlotExtract", "changes_to_envelopes", "lsn_number",
+           "snapshot_envelopes"]
