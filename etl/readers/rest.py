@@ -54,15 +54,15 @@ from pyspark.sql import types as T
 from etl import storage
 from etl.config import RestAuth, RestConfig, RestRetry
 from etl.context import RunContext
-from etl.errors import ApiError, ConfigError, SourceError
+from etl.errors import ApiError, SourceError
 from etl.readers.jdbc import WatermarkRange, read_secret
+from etl.readers.json_records import json_fields, parse_schema
 from etl.staging import MANIFEST, Staging
 from etl.transforms.cleaning import ERRORS, RAW_RECORD, split_rejected
 from etl.watermarks import Watermark, WatermarkValue, parse_value
 
 PAGES_FILE = "pages.jsonl"
 _PAGE_SCHEMA = "page int, url string, body string"
-_CORRUPT = "_corrupt_record"
 _NEXT_LINK = re.compile(r'<(?P<url>[^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
 Sleep = Callable[[float], None]
 
@@ -294,44 +294,15 @@ def parse_pages(
     body = F.col("body")
     listed = F.get_json_object(body, "$." + records_path) if records_path else body
     records = pages.select(
-        "page", "url", F.posexplode(F.from_json(listed, "array<string>")).alias("index", RAW_RECORD)
+        "url", F.posexplode(F.from_json(listed, "array<string>")).alias("index", RAW_RECORD)
     )
-    with_corrupt = T.StructType([*schema.fields, T.StructField(_CORRUPT, T.StringType())])
-    parsed = F.from_json(F.col(RAW_RECORD), with_corrupt,
-                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
-    rows = records.select("*", parsed.alias("_parsed"))
-    misfit = F.col("_parsed").isNull() | F.col(f"_parsed.{_CORRUPT}").isNotNull()
-    checks = [(misfit, F.lit(f"record does not fit the schema {schema.simpleString()}"))]
-    checks += [(~misfit & F.col(f"_parsed.{c}").isNull(), F.lit(f"{c}: required value missing"))
-               for c in required]
-    reasons = F.array_compact(F.array(*[F.when(cond, reason) for cond, reason in checks]))
-    return rows.select(
-        *[F.when(~misfit, F.col(f"_parsed.`{f.name}`")).alias(f.name) for f in schema.fields],
+    columns, reasons = json_fields(F.col(RAW_RECORD), schema, required)
+    return records.select(
+        *columns,
         reasons.alias(ERRORS),
         F.col(RAW_RECORD),
         F.format_string("%s record %d", "url", "index").alias("_source_file"),
     )
-
-
-def _schema(source_name: str, rest: RestConfig) -> T.StructType:
-    """The record schema from its DDL; `ConfigError` naming the key when it does not parse or
-    lacks a column the configuration refers to."""
-    key = f"sources.{source_name}.rest"
-    try:
-        schema = T._parse_datatype_string(rest.schema)
-    except Exception as exc:  # pyspark raises ParseException or a py4j error, by version
-        raise ConfigError(f"not a Spark SQL schema: {rest.schema!r} ({type(exc).__name__})",
-                          key=f"{key}.schema") from None
-    if not isinstance(schema, T.StructType):
-        raise ConfigError(f"expected column definitions, got {rest.schema!r}", key=f"{key}.schema")
-    names = set(schema.fieldNames())
-    for name in rest.required:
-        if name not in names:
-            raise ConfigError(f"column {name!r} is not in the schema", key=f"{key}.required")
-    if rest.incremental is not None and rest.incremental.field not in names:
-        raise ConfigError(f"column {rest.incremental.field!r} is not in the schema",
-                          key=f"{key}.incremental.field")
-    return schema
 
 
 def read_rest(
@@ -351,7 +322,10 @@ def read_rest(
     fetched exactly once (retries repeat a failed request, never a page that succeeded), so
     each record the API serves appears once in ``df`` or ``rejected``. Raises `ApiError` when
     a request keeps failing, before anything is staged."""
-    schema = _schema(source_name, rest)
+    references = [("required", c) for c in rest.required]
+    if rest.incremental is not None:
+        references.append(("incremental.field", rest.incremental.field))
+    schema = parse_schema(rest.schema, f"sources.{source_name}.rest", references)
     since: WatermarkValue | None = None
     if rest.incremental is not None and watermark is not None:
         if watermark.column != rest.incremental.field:
