@@ -79,8 +79,13 @@ alive() {
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-# Ready once the broker has logged that it started and its client port accepts connections.
-ready() { grep -q "\[KafkaRaftServer nodeId=1\] Kafka Server started" "$LOG_FILE" 2>/dev/null && port_in_use "$PORT"; }
+# Ready once its client port accepts connections and, for a broker this script just started,
+# once it has logged (after byte LOG_FROM of the log) that it started.
+LOG_FROM=
+ready() {
+    port_in_use "$PORT" || return 1
+    [[ -z $LOG_FROM ]] || tail -c "+$LOG_FROM" "$LOG_FILE" 2>/dev/null | grep -q "Kafka Server started"
+}
 
 kafka_java() { java -Xms64m "-Xmx$HEAP" -cp "$LIB_DIR/*" "$@"; }
 
@@ -171,6 +176,7 @@ cmd_start() {
         write_config
         format_storage
         log "starting Kafka $VERSION on $HOST:$PORT (log: $LOG_FILE)"
+        LOG_FROM=$(($(stat -c %s "$LOG_FILE" 2>/dev/null || echo 0) + 1))
         printf '\n--- %s starting Kafka on %s:%s\n' "$(date -Is)" "$HOST" "$PORT" >>"$LOG_FILE"
         # setsid: own session, so it outlives this script. The child writes its own PID, then
         # execs the JVM (so the PID is the broker's).
