@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
@@ -151,10 +152,10 @@ def start_kafka_load(
         rows = batch.transform(parse_messages(schema, required=kafka.required)).persist()
         try:
             valid, rejected = split_rejected(rows)
-            metrics = (
-                delta_writer(session, path, target).user_metadata(ctx.run_id)
-                .idempotent(identity, batch_id).execute(valid.drop(RAW_RECORD, SOURCE_COLUMN))
-            )
+            # every Delta builder of a streaming mode has execute() (DeltaWrite itself does not)
+            writer: Any = (delta_writer(session, path, target).user_metadata(ctx.run_id)
+                           .idempotent(identity, batch_id))
+            metrics: WriteMetrics = writer.execute(valid.drop(RAW_RECORD, SOURCE_COLUMN))
             quarantined = 0
             if not rejected.isEmpty():
                 quarantine = (

@@ -348,7 +348,8 @@ def read_rest(
     range_ = None
     if rest.incremental is not None:
         field = rest.incremental.field
-        high = valid.agg(F.max(field).cast("string")).first()[0]
+        top = valid.agg(F.max(field).cast("string")).first()
+        high = top[0] if top is not None else None
         range_ = WatermarkRange(
             column=field, low=since,
             high=parse_value(high, rest.incremental.kind) if high is not None else None,

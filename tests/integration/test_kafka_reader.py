@@ -17,7 +17,8 @@ from pyspark.sql import functions as F
 
 from etl.config import KafkaConfig, TargetConfig
 from etl.context import RunContext, Warehouse
-from etl.readers.kafka import checkpoint_location, load_kafka
+from etl.errors import ConfigError
+from etl.readers.kafka import checkpoint_location, load_kafka, start_kafka_load
 from tests.services import require_service
 
 pytestmark = pytest.mark.integration
@@ -122,4 +123,26 @@ def test_a_run_killed_after_a_batch_committed_restarts_without_duplicates(
     assert_df_equality(
         table(spark, tmp_path, "bronze", "events"),
         spark.createDataFrame([(i, f"event {i}") for i in range(1, 5)], SCHEMA),
+        ignore_row_order=True, ignore_nullable=True)
+
+
+def test_the_continuous_mode_keeps_running_until_stopped(spark, tmp_path, topic):
+    produce(spark, topic, [(0, event(1)), (1, event(2))])
+    config = kafka_config(topic, trigger="processing_time", interval="1 second")
+    with pytest.raises(ConfigError, match="needs trigger available_now, got processing_time"):
+        load_kafka(spark, context(tmp_path), config, source_name="events", target_name="events",
+                   target=TARGET)
+
+    query = start_kafka_load(spark, context(tmp_path), config, source_name="events",
+                             target_name="events", target=TARGET)
+    try:
+        query.processAllAvailable()
+        running = query.isActive
+    finally:
+        query.stop()
+
+    assert running
+    assert_df_equality(
+        table(spark, tmp_path, "bronze", "events"),
+        spark.createDataFrame([(1, "event 1"), (2, "event 2")], SCHEMA),
         ignore_row_order=True, ignore_nullable=True)
