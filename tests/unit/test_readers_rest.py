@@ -31,6 +31,7 @@ from etl.readers.jdbc import WatermarkRange
 from etl.readers.rest import backoff_delay, read_rest, retry_after
 from etl.staging import Staging
 from etl.watermarks import Watermark, WatermarkStore
+from etl.writers.quarantine import write_quarantine
 from etl.writers.targets import write_target
 
 SCHEMA = "id bigint, name string, updated_at timestamp"
@@ -173,14 +174,16 @@ def test_every_record_once_while_the_api_throttles_fails_and_truncates(spark, ap
 
     assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in (1, 2, 3, 4, 7)], SCHEMA),
                        ignore_row_order=True, ignore_nullable=True)
-    rejected = extract.rejected.select("_errors", "_record", "_source_file")
+    assert write_quarantine(extract.rejected, ctx, "items", []) == 2
+    quarantine = spark.read.format("delta").load(ctx.warehouse.quarantine("items")).select(
+        "source_file", "reasons", "record")
     reason = "record does not fit the schema struct<id:bigint,name:string,updated_at:timestamp>"
     expected = spark.createDataFrame([
-        ([reason], json.dumps(state.records[4], separators=(",", ":")),
-         f"{base}/page?per_page=3&page=2 record 1"),
-        ([reason], "42", f"{base}/page?per_page=3&page=2 record 2"),
-    ], "_errors array<string>, _record string, _source_file string")
-    assert_df_equality(rejected, expected, ignore_row_order=True, ignore_nullable=True)
+        (f"{base}/page?per_page=3&page=2 record 1", [reason],
+         json.dumps(state.records[4], separators=(",", ":"))),
+        (f"{base}/page?per_page=3&page=2 record 2", [reason], "42"),
+    ], "source_file string, reasons array<string>, record string")
+    assert_df_equality(quarantine, expected, ignore_row_order=True, ignore_nullable=True)
     # pages 1 and 3 at once; page 2 after 500, 429 and a truncated body; page 3 after a 502
     assert (extract.pages, extract.requests, extract.watermark) == (3, 7, None)
     staged = [json.loads(line) for line in Path(extract.staged_path, "pages.jsonl").read_text()
@@ -227,9 +230,10 @@ def _load(spark, ctx, config: RestConfig, store: WatermarkStore, target: TargetC
     store.advance("api", {"items": ("updated_at", extract.watermark.high)}, ctx.run_id)
 
 
-def _failed_run_keeps_state(spark, ctx, base, state, always, message) -> None:
-    """One good run, then a run against an API that keeps failing: the error is ``message``
-    and the target and the watermark are as the good run left them."""
+def test_timeouts_exhaust_retries_and_keep_watermark(spark, api, ctx):
+    """A good run, then a run against an API that never answers in time: bounded retries, an
+    error naming the request, and the target and the watermark as the good run left them."""
+    state, base = api
     store = WatermarkStore(spark, ctx.warehouse.records("state/watermarks"))
     target = TargetConfig(layer="bronze", table="items", mode="merge", keys=["id"])
     config = rest_config(base, "/page", incremental=RestIncremental(param="since",
@@ -239,13 +243,15 @@ def _failed_run_keeps_state(spark, ctx, base, state, always, message) -> None:
     path = ctx.warehouse.table("bronze", "items")
     version = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").count()
     state.records.append(record(8))
-    state.always = always
+    state.always = ("sleep", 1.5)
     state.requests.clear()
 
     with pytest.raises(ApiError) as caught:
         _load(spark, ctx, config, store, target)
 
-    assert str(caught.value) == message.format(base=base)
+    assert str(caught.value) == (
+        f"source items: GET {base}/page?since=2026-01-01T07%3A00%3A00&per_page=3&page=1 failed "
+        "after 3 attempts: timed out after 0.5 s")
     assert len(state.requests) == 3
     assert store.get("api", "items").value == dt.datetime(2026, 1, 1, 7)
     assert spark.sql(f"DESCRIBE HISTORY delta.`{path}`").count() == version
@@ -254,20 +260,18 @@ def _failed_run_keeps_state(spark, ctx, base, state, always, message) -> None:
                        ignore_row_order=True, ignore_nullable=True)
 
 
-def test_timeouts_exhaust_retries_and_keep_watermark(spark, api, ctx):
-    state, base = api
-    _failed_run_keeps_state(
-        spark, ctx, base, state, ("sleep", 1.5),
-        "source items: GET {base}/page?since=2026-01-01T07%3A00%3A00&per_page=3&page=1 failed "
-        "after 3 attempts: timed out after 0.5 s")
-
-
 def test_a_server_that_keeps_failing_ends_the_run_with_the_endpoint_and_status(spark, api, ctx):
     state, base = api
-    _failed_run_keeps_state(
-        spark, ctx, base, state, ("status", 503),
-        "source items: GET {base}/page?since=2026-01-01T07%3A00%3A00&per_page=3&page=1 failed "
-        "after 3 attempts: HTTP 503 Service Unavailable")
+    state.always = ("status", 503)
+
+    with pytest.raises(ApiError) as caught:
+        read(spark, ctx, rest_config(base, "/page", retry=RestRetry(attempts=3, backoff_s=0.01)))
+
+    assert str(caught.value) == (
+        f"source items: GET {base}/page?per_page=3&page=1 failed after 3 attempts: "
+        "HTTP 503 Service Unavailable")
+    assert len(state.requests) == 3
+    assert not Path(ctx.warehouse.root, "staging").exists()
 
 
 def test_a_client_error_is_not_retried(api, ctx, spark):
