@@ -54,7 +54,7 @@ from pyspark.sql import types as T
 from etl import storage
 from etl.config import RestAuth, RestConfig, RestRetry
 from etl.context import RunContext
-from etl.errors import ApiError, SourceError
+from etl.errors import ApiError, ConfigError, SourceError
 from etl.readers.jdbc import WatermarkRange, read_secret
 from etl.readers.json_records import json_fields, parse_schema
 from etl.staging import MANIFEST, Staging
@@ -171,7 +171,7 @@ def fetch(
         request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
         try:
             with urllib.request.urlopen(request, timeout=rest.timeout_s) as response:
-                body = response.read().decode("utf-8")
+                body = response.read().decode("utf-8", errors="replace")
                 link = response.headers.get("Link")
             try:
                 return body, json.loads(body), link, attempt
@@ -305,6 +305,23 @@ def parse_pages(
     )
 
 
+def _check_arguments(source_name: str, rest: RestConfig) -> None:
+    """What `etl.config` checks at load time, again for a `RestConfig` built in code."""
+    key = f"sources.{source_name}.rest"
+    checks = [
+        (rest.url.startswith(("http://", "https://")), "url", f"expected an http(s) URL, got "
+                                                             f"{rest.url!r}"),
+        (rest.retry.attempts >= 1, "retry.attempts", f"expected at least 1, got "
+                                                     f"{rest.retry.attempts}"),
+        (rest.timeout_s > 0, "timeout_s", f"expected a positive number, got {rest.timeout_s}"),
+        (rest.pagination.page_size >= 1, "pagination.page_size",
+         f"expected at least 1, got {rest.pagination.page_size}"),
+    ]
+    for ok, sub, message in checks:
+        if not ok:
+            raise ConfigError(message, key=f"{key}.{sub}")
+
+
 def read_rest(
     spark: SparkSession,
     rest: RestConfig,
@@ -322,6 +339,7 @@ def read_rest(
     fetched exactly once (retries repeat a failed request, never a page that succeeded), so
     each record the API serves appears once in ``df`` or ``rejected``. Raises `ApiError` when
     a request keeps failing, before anything is staged."""
+    _check_arguments(source_name, rest)
     references = [("required", c) for c in rest.required]
     if rest.incremental is not None:
         references.append(("incremental.field", rest.incremental.field))

@@ -26,7 +26,7 @@ from etl.config import (
     TargetConfig,
 )
 from etl.context import RunContext, Warehouse
-from etl.errors import ApiError, SourceError
+from etl.errors import ApiError, ConfigError, SourceError
 from etl.readers.jdbc import WatermarkRange
 from etl.readers.rest import backoff_delay, read_rest, retry_after
 from etl.staging import Staging
@@ -281,6 +281,16 @@ def test_a_client_error_is_not_retried(api, ctx, spark):
     with pytest.raises(ApiError, match=r"^source items: GET .*/link failed: HTTP 404 Not Found$"):
         read(spark, ctx, rest_config(base, "/link"))
     assert len(state.requests) == 1
+
+
+def test_arguments_are_checked_before_any_request(api, ctx, spark):
+    state, base = api
+    config = rest_config(base, "/link", retry=RestRetry(attempts=0))
+
+    with pytest.raises(ConfigError) as caught:
+        read(spark, ctx, config)
+    assert str(caught.value) == "sources.items.rest.retry.attempts: expected at least 1, got 0"
+    assert state.requests == []
 
 
 def test_a_missing_token_fails_before_any_request(api, ctx, spark, monkeypatch):
