@@ -700,20 +700,23 @@ def _check_source(
     name: str, source: SourceConfig, origin: Mapping[str, str], default_file: str
 ) -> None:
     """A files source needs ``path``; a jdbc source needs ``jdbc`` with a table or a query and
-    one way to get credentials."""
+    one way to get credentials; rest and kafka sources, see `_check_stream_source`. Only the
+    section of the source's own type may be given."""
     key = f"sources.{name}"
 
     def fail(message: str, sub: str) -> ConfigError:
         return ConfigError(message, file=_origin_of(origin, key) or default_file, key=f"{key}.{sub}")
 
+    sections = {"jdbc": source.jdbc, "rest": source.rest, "kafka": source.kafka}
+    for section, value in sections.items():
+        if section != source.type and value is not None:
+            raise fail(f"only a source of type {section} has a {section} section", section)
     if source.type in ("rest", "kafka"):
         _check_stream_source(source, fail)
         return
     if source.type == "files":
         if not source.path:
             raise fail("required value missing for a files source (expected str)", "path")
-        if source.jdbc is not None:
-            raise fail("only a source of type jdbc has a jdbc section", "jdbc")
         return
     jdbc = source.jdbc
     if jdbc is None:
@@ -735,15 +738,11 @@ def _check_source(
 
 
 def _check_stream_source(source: SourceConfig, fail: Callable[[str, str], ConfigError]) -> None:
-    """A rest source needs its ``rest`` section and a kafka source its ``kafka`` section (and
-    neither another type's); their settings must be in range."""
-    sections = {"jdbc": source.jdbc, "rest": source.rest, "kafka": source.kafka}
-    if sections[source.type] is None:
+    """A rest source needs its ``rest`` section and a kafka source its ``kafka`` section; their
+    settings must be in range."""
+    if getattr(source, source.type) is None:
         raise fail(f"required value missing for a {source.type} source (expected a mapping)",
                    source.type)
-    for name, section in sections.items():
-        if name != source.type and section is not None:
-            raise fail(f"only a source of type {name} has a {name} section", name)
     if source.rest is not None:
         rest = source.rest
         checks = [

@@ -82,6 +82,8 @@ def test_the_readme_kafka_example_loads(tmp_path):
     ({"type": "kafka", "kafka": {"bootstrap_servers": "b:9092", "schema": "id int",
                                  "topics": ["t"]}, "rest": {"url": "http://x", "schema": "a int"}},
      "sources.s.rest", "only a source of type rest has a rest section"),
+    ({"path": "events", "kafka": {"bootstrap_servers": "b:9092", "schema": "id int"}},
+     "sources.s.kafka", "only a source of type kafka has a kafka section"),
 ])
 def test_a_misconfigured_source_fails_at_load_with_the_key(tmp_path, source, key, message):
     with pytest.raises(ConfigError) as caught:
