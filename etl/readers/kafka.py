@@ -153,9 +153,9 @@ def start_kafka_load(
         try:
             valid, rejected = split_rejected(rows)
             # every Delta builder of a streaming mode has execute() (DeltaWrite itself does not)
-            writer: Any = (delta_writer(session, path, target).user_metadata(ctx.run_id)
-                           .idempotent(identity, batch_id))
-            metrics: WriteMetrics = writer.execute(valid.drop(RAW_RECORD, SOURCE_COLUMN))
+            delta: Any = (delta_writer(session, path, target).user_metadata(ctx.run_id)
+                          .idempotent(identity, batch_id))
+            metrics: WriteMetrics = delta.execute(valid.drop(RAW_RECORD, SOURCE_COLUMN))
             quarantined = 0
             if not rejected.isEmpty():
                 quarantine = (
