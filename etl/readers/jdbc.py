@@ -114,14 +114,15 @@ def resolve_credentials(
     return values[0], values[1]
 
 
-def _secret_credentials(source_name: str, credentials: JdbcCredentials) -> tuple[str, str]:
+def read_secret(source_name: str, secret: str, region: str = "") -> str:
+    """The ``SecretString`` of an AWS Secrets Manager secret; `SourceError` naming the source and
+    the secret (never its value) when it cannot be read."""
     import boto3  # type: ignore[import-untyped]
     from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-    secret = credentials.secret_id
     try:
-        client = boto3.client("secretsmanager", region_name=credentials.region or None)
-        text = client.get_secret_value(SecretId=secret)["SecretString"]
+        client = boto3.client("secretsmanager", region_name=region or None)
+        return str(client.get_secret_value(SecretId=secret)["SecretString"])
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise SourceError(f"source {source_name}: cannot read secret {secret}: {code}") from None
@@ -129,6 +130,11 @@ def _secret_credentials(source_name: str, credentials: JdbcCredentials) -> tuple
         raise SourceError(
             f"source {source_name}: cannot read secret {secret}: {type(exc).__name__}"
         ) from None
+
+
+def _secret_credentials(source_name: str, credentials: JdbcCredentials) -> tuple[str, str]:
+    secret = credentials.secret_id
+    text = read_secret(source_name, secret, credentials.region)
     try:
         data = json.loads(text)
         return str(data["username"]), str(data["password"])
@@ -266,5 +272,6 @@ __all__ = [
     "WatermarkRange",
     "parse_lookback",
     "read_jdbc",
+    "read_secret",
     "resolve_credentials",
 ]
