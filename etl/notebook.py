@@ -106,11 +106,13 @@ def run(
     ``start``..``end`` (inclusive). Returns the run's context (``rows_read``, ``rows_loaded``,
     ``rows_quarantined``, ``writes``, ``steps``, ``quality``); the run record, lineage and
     quality metrics are written as for the command line, and a failed quality gate raises
-    `etl.errors.QualityGateError`."""
+    `etl.errors.QualityGateError`. Logs go to stderr as configured by the job's ``logging``."""
+    from etl import logs
     from etl.runner import run_job
 
     first, last = _dates(date, start, end)
     config = load_config(job, env=env, overrides=overrides, conf_dir=conf_dir)
+    logs.configure(config.logging.format, config.logging.level)
     return run_job(config, spark=spark(env, conf_dir), date_from=first, date_to=last)
 
 

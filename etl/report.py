@@ -31,6 +31,8 @@ from etl.lineage import COMPLETE, Graph, build_graph, lineage_run_id, read_event
 
 #: One point of a rule's history: (run id, checked at, value, passed).
 Point = tuple[str, str, float | None, bool]
+#: A rule's constraint: (table, rule, constraint); a rule on several columns has several.
+RuleKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,8 @@ class RunReport:
     run: Mapping[str, Any]
     steps: Sequence[Mapping[str, Any]]
     quality: Sequence[Mapping[str, Any]]
-    #: ``(table, rule)`` -> the rule's results over the job's runs, oldest first.
-    history: Mapping[tuple[str, str], Sequence[Point]] = field(default_factory=dict)
+    #: ``(table, rule, constraint)`` -> its results over the job's runs, oldest first.
+    history: Mapping[RuleKey, Sequence[Point]] = field(default_factory=dict)
     lineage: Graph | None = None
 
 
@@ -84,7 +86,8 @@ def collect(
         history_rows = (
             read_delta(spark, metrics_path)
             .where((F.col("kind") == "rule") & F.col("job").isin(sorted({r["job"] for r in rows})))
-            .select("job", "table", "rule", "run_id", "checked_at", "value", "passed")
+            .select("job", "table", "rule", "constraint", "run_id", "checked_at", "value",
+                    "passed")
             .collect()
         )
     events = _events(warehouse)
@@ -108,12 +111,12 @@ def _events(warehouse: Warehouse) -> list[dict[str, Any]]:
         return []
 
 
-def _history(rows: Sequence[Any], until: dt.datetime | None) -> dict[tuple[str, str], list[Point]]:
+def _history(rows: Sequence[Any], until: dt.datetime | None) -> dict[RuleKey, list[Point]]:
     """Each rule's results up to the run's end (``until``), oldest first."""
-    history: dict[tuple[str, str], list[Point]] = {}
+    history: dict[RuleKey, list[Point]] = {}
     for r in sorted(rows, key=lambda r: (r.checked_at, r.run_id)):
         if until is None or r.checked_at <= until:
-            history.setdefault((r.table, r.rule), []).append(
+            history.setdefault((r.table, r.rule, r.constraint), []).append(
                 (r.run_id, str(r.checked_at), r.value, bool(r.passed)))
     return history
 
@@ -147,7 +150,8 @@ border-radius:6px;padding:6px 14px;min-width:110px}.tile b{display:block;font-si
 .bar{fill:#5b8def}.anomaly{fill:#c62828}.ok{fill:#2e7d32}svg text{font:11px system-ui,"DejaVu Sans",sans-serif}
 .node rect{fill:#eef3fb;stroke:#5b8def}.node.job rect{fill:#fff4e0;stroke:#ef6c00}
 .edge{stroke:#8a93a3;fill:none;marker-end:url(#arrow)}.muted{color:#6b7385}
-tr.hidden{display:none}pre{white-space:pre-wrap;background:#fbecec;padding:8px}
+tr.hidden{display:none}td.constraint{max-width:260px;overflow:hidden;text-overflow:ellipsis;
+white-space:nowrap;font-size:12px;color:#4a5262}pre{white-space:pre-wrap;background:#fbecec;padding:8px}
 """
 
 SCRIPT = """
@@ -195,7 +199,7 @@ def _table(headers: Sequence[str], rows: Sequence[str], table_id: str = "") -> s
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def sparkline(points: Sequence[Point], current: str, width: int = 240, height: int = 56) -> str:
+def sparkline(points: Sequence[Point], current: str, width: int = 250, height: int = 44) -> str:
     """An inline SVG of a rule's observed value over runs: one dot per run (red when the rule
     failed there, an anomaly for anomaly rules), the report's run ringed; values in tooltips."""
     valued = [p for p in points if p[2] is not None]
@@ -204,8 +208,9 @@ def sparkline(points: Sequence[Point], current: str, width: int = 240, height: i
     values = [float(p[2]) for p in valued]  # type: ignore[arg-type]
     low, high = min(values), max(values)
     span = (high - low) or 1.0
-    step = (width - 16) / max(len(valued) - 1, 1)
-    coords = [(8 + i * step, height - 12 - (v - low) / span * (height - 24))
+    plot = width - 76  # the values' range is written right of the plot
+    step = plot / max(len(valued) - 1, 1)
+    coords = [(8 + i * step, height - 8 - (v - low) / span * (height - 16))
               for i, v in enumerate(values)]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
     dots = []
@@ -220,8 +225,8 @@ def sparkline(points: Sequence[Point], current: str, width: int = 240, height: i
             f'role="img" aria-label="history of {len(valued)} values">'
             f'<polyline points="{line}" fill="none" stroke="#5b8def" stroke-width="1.5"/>'
             f"{''.join(dots)}"
-            f'<text x="2" y="10">{esc(_number(high))}</text>'
-            f'<text x="2" y="{height - 1}">{esc(_number(low))}</text></svg>')
+            f'<text x="{plot + 18}" y="12">{esc(_number(high))}</text>'
+            f'<text x="{plot + 18}" y="{height - 4}">{esc(_number(low))}</text></svg>')
 
 
 def lineage_svg(graph: Graph, link: Mapping[str, str]) -> str:
@@ -342,7 +347,7 @@ def _quality(report: RunReport, anchor: str) -> str:
     for q in report.quality:
         passed = bool(q.get("passed"))
         result = "pass" if passed else ("FAIL" if q.get("severity") == "error" else "warn")
-        points = report.history.get((q["table"], q["rule"]), [])
+        points = report.history.get((q["table"], q["rule"], q["constraint"]), [])
         rows.append(
             f'<tr id="{anchor}-rule-{slug(q["table"] + "-" + q["rule"])}" '
             f'data-passed="{"true" if passed else "false"}"><td>{esc(q["rule"])}</td>'
@@ -350,7 +355,8 @@ def _quality(report: RunReport, anchor: str) -> str:
             f'<td><span class="status {result}">{result}</span></td>'
             + _cell(esc(_number(q.get("value"))), True)
             + _cell(esc(_count(q.get("rows_failed"))), True)
-            + f'<td title="{esc(q.get("message"))}">{esc(q.get("constraint"))}</td>'
+            + f'<td class="constraint" title="{esc(q.get("constraint"))}">'
+            f'{esc(q.get("constraint"))}</td>'
             f"<td>{sparkline(points, rid)}</td></tr>")
     if not rows:
         return f'<h3 id="{anchor}-quality">Quality</h3><p class="muted">no quality rules ran</p>'

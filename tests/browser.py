@@ -5,7 +5,7 @@ port, so a page that tries to load anything logs an error.
 
 `render_page` opens a local file, waits for its load event, and returns what a test checks: the
 console errors and uncaught exceptions, the page's visible text, values of JavaScript expressions
-and a full-page PNG screenshot. ``python -m tests.browser PAGE.html SHOT.png`` saves a screenshot.
+and a full-page PNG screenshot. ``python -m tests.browser PAGE.html SHOT.png [MAX_HEIGHT]`` saves a screenshot.
 """
 
 from __future__ import annotations
@@ -138,8 +138,10 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def render_page(path: Path, expressions: dict[str, str] | None = None, width: int = 1280) -> Page:
-    """Load ``path`` in headless Chromium; see the module docstring."""
+def render_page(path: Path, expressions: dict[str, str] | None = None, width: int = 1280,
+                max_height: int = 6000) -> Page:
+    """Load ``path`` in headless Chromium; see the module docstring. The screenshot is of the
+    whole page, cut at ``max_height`` pixels."""
     binary = chromium_binary()
     if binary is None:
         raise RuntimeError("chromium is not installed (scripts/install_chromium.sh)")
@@ -162,7 +164,7 @@ def render_page(path: Path, expressions: dict[str, str] | None = None, width: in
                                                returnByValue=True)["result"].get("value")
             height = tools.call("Page.getLayoutMetrics", session)["cssContentSize"]["height"]
             tools.call("Emulation.setDeviceMetricsOverride", session, width=width,
-                       height=int(min(height, 6000)), deviceScaleFactor=1, mobile=False)
+                       height=int(min(height, max_height)), deviceScaleFactor=1, mobile=False)
             shot = tools.call("Page.captureScreenshot", session, format="png")
             page.screenshot = base64.b64decode(shot["data"])
             page.errors = _errors(tools.events)
@@ -172,6 +174,6 @@ def render_page(path: Path, expressions: dict[str, str] | None = None, width: in
 
 
 if __name__ == "__main__":
-    seen = render_page(Path(sys.argv[1]))
+    seen = render_page(Path(sys.argv[1]), max_height=int(sys.argv[3]) if len(sys.argv) > 3 else 6000)
     Path(sys.argv[2]).write_bytes(seen.screenshot)
     print("\n".join(seen.errors) or "no console errors")

@@ -34,7 +34,8 @@ def report(**run: object) -> RunReport:
         {"table": "silver/flights", "rule": "key<script>", "severity": "error", "passed": True,
          "value": 1.0, "rows_failed": 0, "constraint": "Uniqueness", "message": "m"},
     ]
-    history = {("silver/flights", "departed"): [("r0", "t0", 0.99, True), (RUN_ID, "t1", 0.98, False)]}
+    history = {("silver/flights", "departed", "Completeness(dep_time)"):
+               [("r0", "t0", 0.99, True), (RUN_ID, "t1", 0.98, False)]}
     steps = [{"step": "extract", "status": "succeeded", "rows_read": None, "rows_written": 5,
               "duration_s": 1.0, "step_index": 0},
              {"step": "transform", "status": "succeeded", "rows_read": 1843, "rows_written": 1843,
@@ -64,7 +65,7 @@ def test_sparkline_marks_failed_results_and_rings_the_current_run():
     svg = sparkline([("r0", "t0", 1.0, True), ("r1", "t1", 3.0, False), ("r2", "t2", None, True)], "r1")
     assert svg.count('class="ok"') == 1
     assert svg.count('class="anomaly"') == 1
-    assert '<circle cx="232.0" cy="12.0" r="6" fill="none" stroke="#1d2330"/>' in svg
+    assert '<circle cx="182.0" cy="8.0" r="6" fill="none" stroke="#1d2330"/>' in svg
     assert "<title>r1 t1: 3 (failed)</title>" in svg
     assert sparkline([("r0", "t0", None, True)], "r0") == '<span class="muted">no values</span>'
 
