@@ -97,7 +97,8 @@ def test_session_table_and_check_reuse_the_active_session(spark, tiny):
          "CompletenessConstraint(Completeness(id,None,None))", 2 / 3, 1,
          "Value: 0.6666666666666666 does not meet the constraint requirement!"),
         ("silver/items", "amount_not_negative", "warn", False,
-         "ComplianceConstraint(Compliance(amount_not_negative,amount >= 0,None,List(),None))",
+         "ComplianceConstraint(Compliance(amount >= 0,`amount` IS NULL OR (`amount` >= 0),None,"
+         "List(),None))",
          2 / 3, 1, "Value: 0.6666666666666666 does not meet the constraint requirement!"),
     ], CHECK_SCHEMA)
     assert_df_equality(checks, expected)
