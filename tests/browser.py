@@ -11,6 +11,7 @@ and a full-page PNG screenshot. ``python -m tests.browser PAGE.html SHOT.png [MA
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -52,17 +53,22 @@ class DevTools:
     def __init__(self, binary: str, profile: str, timeout_s: float = 60.0):
         ours_read, theirs_write = os.pipe()   # replies: chromium writes fd 4
         theirs_read, ours_write = os.pipe()   # commands: chromium reads fd 3
-
-        # the shell puts the pipe's ends on the fds 3 and 4 chromium expects, then becomes it
-        wire = f'exec "$@" 3<&{theirs_read} 4>&{theirs_write}'
-        self.process = subprocess.Popen(
-            ["sh", "-c", wire, "chromium", binary, *FLAGS, f"--user-data-dir={profile}",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(theirs_read, theirs_write),
-        )
-        os.close(theirs_read)
-        os.close(theirs_write)
+        # the child's ends move above fd 9 first, so that putting them on 3 and 4 cannot
+        # overwrite one with the other; bash (dash takes one-digit fds only) wires them, then
+        # becomes chromium
+        child = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (theirs_read, theirs_write)]
+        for fd in (theirs_read, theirs_write):
+            os.close(fd)
+        wire = f'exec "$@" 3<&{child[0]} 4>&{child[1]} {child[0]}<&- {child[1]}>&-'
+        self.log = Path(profile) / "chromium.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                ["bash", "-c", wire, "chromium", binary, *FLAGS, f"--user-data-dir={profile}",
+                 "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=tuple(child),
+            )
+        for fd in child:
+            os.close(fd)
         self.reader = os.fdopen(ours_read, "rb")
         self.writer = os.fdopen(ours_write, "wb")
         self.deadline = time.monotonic() + timeout_s
@@ -76,7 +82,8 @@ class DevTools:
                 raise TimeoutError("chromium did not answer in time")
             chunk = self.reader.read1(65536)
             if not chunk:
-                raise RuntimeError("chromium closed the DevTools pipe")
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"chromium closed the DevTools pipe; its output:\n{tail}")
             self.buffer += chunk
         message, _, self.buffer = self.buffer.partition(b"\0")
         return json.loads(message)
