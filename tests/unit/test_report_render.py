@@ -76,3 +76,14 @@ def test_lineage_svg_places_sources_left_of_targets():
     assert positions == {"landing/flights": 10, "job flights": 270, "silver/flights": 530}
     assert svg.count('class="edge"') == 2
     assert svg.count('<g class="node job"') == 1
+
+
+def test_report_command_checks_its_arguments_before_spark(capsys):
+    from etl.cli import main
+
+    assert main(["report", "--run", "r1", "--last", "2"]) == 2
+    assert main(["report", "--job", "flights", "--last", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "etl: error: --last goes with --job, not --run",
+        "etl: error: --last must be at least 1, got 0",
+    ]
