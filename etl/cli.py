@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "etl.commands.quarantine",
     "etl.commands.maintain",
     "etl.commands.quality",
+    "etl.commands.report",
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -165,6 +166,28 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
     ledger.record(ctx.job, ingested, ctx.run_id)
 
 
+def references(spark: SparkSession, ctx: RunContext, config: JobConfig) -> dict[str, DataFrame]:
+    """The typed reference tables (airlines, airports, planes, weather) from bronze, as the
+    quality rules look them up; reads only (``etl.check``)."""
+    ledger = FileLedger(spark, ctx.warehouse.records("state/files"))
+    return _references(spark, replace(ctx, mode="backfill"), config, ledger, _na_values(config), {})
+
+
+def preview(spark: SparkSession, ctx: RunContext, config: JobConfig) -> DataFrame:
+    """The silver rows a backfill of ``ctx``'s dates would publish (typed, latest version of
+    each flight, enriched), before the quality audit; reads bronze and writes nothing
+    (``etl.preview``)."""
+    _dates(ctx)
+    refs = references(spark, ctx, config)
+    batch = _flights_batch(spark, ctx, config, FileLedger(spark, ctx.warehouse.records(
+        "state/files")), {})
+    if batch is None:
+        raise SourceError("source flights: no bronze table yet; run the job first")
+    columns = list(config.source("flights").columns)
+    valid, _ = split_rejected(_typed(ctx, batch, columns, _na_values(config)))
+    return _silver_rows(valid, refs)
+
+
 def _load(
     spark: SparkSession, ctx: RunContext, config: JobConfig, batch: DataFrame,
     refs: dict[str, DataFrame], na_values: Sequence[str],
@@ -178,10 +201,7 @@ def _load(
     gold_path = ctx.warehouse.table("gold", config.target("gold_performance").table)
 
     with ctx.step("transform") as step:
-        typed = batch.transform(keep_raw_record(columns)).transform(type_flights(na_values))
-        if ctx.mode == "backfill":
-            typed = typed.where(F.col("flight_date").between(*_dates(ctx)))
-        typed = typed.persist()
+        typed = _typed(ctx, batch, columns, na_values).persist()
         ctx.rows_read = step.rows_in = typed.count()
         valid, rejected = split_rejected(typed)
         ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table, columns)
@@ -237,6 +257,15 @@ def _load(
         step.rows_out = ctx.rows_loaded
     typed.unpersist()
     silver_batch.unpersist()
+
+
+def _typed(ctx: RunContext, batch: DataFrame, columns: list[str], na_values: Sequence[str]) -> DataFrame:
+    """Bronze rows typed (bad rows keep their reasons in ``_errors``); a backfill keeps only
+    its dates."""
+    typed = batch.transform(keep_raw_record(columns)).transform(type_flights(na_values))
+    if ctx.mode == "backfill":
+        typed = typed.where(F.col("flight_date").between(*_dates(ctx)))
+    return typed
 
 
 def _dates(ctx: RunContext) -> tuple[dt.date, dt.date]:

@@ -156,6 +156,34 @@ def detect_anomalies(
     return results
 
 
+def evaluate(
+    spark: SparkSession,
+    ctx: RunContext,
+    table: str,
+    batch: DataFrame,
+    rules: Sequence[RuleConfig],
+    *,
+    references: Mapping[str, DataFrame] | None = None,
+) -> tuple[DataFrame, list[RuleResult], list[Metric]]:
+    """Run ``rules`` on ``batch`` (one Deequ pass, then the anomaly tests against the stored
+    history of ``ctx.job``/``table``) and return the batch with the rules' flag columns, the
+    results and the metrics. Stores, logs and quarantines nothing: `audit` does that, and
+    ``etl.check`` shows the results in a notebook."""
+    _check_columns(table, batch, rules)
+    frames = _reference_frames(spark, ctx, rules, references or {})
+    checks = [r for r in rules if r.type != "anomaly"]
+    anomalies = [r for r in rules if r.type == "anomaly"]
+    to_quarantine = [r for r in checks if r.quarantine]
+    checked = batch.transform(with_reference_flags(checks, frames))
+    if to_quarantine:
+        checked = checked.transform(with_failed_rules(to_quarantine))
+    wanted = [(r.metric, r.columns[0] if r.columns else None) for r in anomalies]
+    results, metrics = verify(checked, checks, metrics=wanted)  # type: ignore[arg-type]
+    if anomalies:
+        results += detect_anomalies(anomalies, metrics, metric_history(spark, ctx, table))
+    return checked, results, metrics
+
+
 def audit(
     spark: SparkSession,
     ctx: RunContext,
@@ -175,19 +203,8 @@ def audit(
     """
     if not rules:
         return AuditResult(table, batch)
-    _check_columns(table, batch, rules)
-    frames = _reference_frames(spark, ctx, rules, references or {})
-    checks = [r for r in rules if r.type != "anomaly"]
-    anomalies = [r for r in rules if r.type == "anomaly"]
-    to_quarantine = [r for r in checks if r.quarantine]
-
-    checked = batch.transform(with_reference_flags(checks, frames))
-    if to_quarantine:
-        checked = checked.transform(with_failed_rules(to_quarantine))
-    wanted = [(r.metric, r.columns[0] if r.columns else None) for r in anomalies]
-    results, metrics = verify(checked, checks, metrics=wanted)  # type: ignore[arg-type]
-    if anomalies:
-        results += detect_anomalies(anomalies, metrics, metric_history(spark, ctx, table))
+    checked, results, metrics = evaluate(spark, ctx, table, batch, rules, references=references)
+    to_quarantine = [r for r in rules if r.type != "anomaly" and r.quarantine]
     outcome = AuditResult(table, batch, results, metrics)
     store(spark, ctx, table, results, metrics, gate_passed=not outcome.failures)
 
@@ -227,4 +244,4 @@ def _lookup(mapping: Mapping[str, str], key: Column) -> Column:
     return expr
 
 
-__all__ = ["AuditResult", "Metric", "RuleResult", "audit", "detect_anomalies", "verify"]
+__all__ = ["AuditResult", "Metric", "RuleResult", "audit", "detect_anomalies", "evaluate", "verify"]
