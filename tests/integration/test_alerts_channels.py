@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import time
@@ -26,11 +27,12 @@ from etl.config import load_job_config
 from etl.errors import QualityGateError, SourceError
 from etl.runlog import read_runs
 from etl.runner import run_job
+from tests.services import TEST_SERVICES  # noqa: F401  (sets the services' environment first)
 from tests.unit.test_lineage_transports import Receiver
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-MOTO = "http://127.0.0.1:5055"
+MOTO = os.environ["ETL_S3_ENDPOINT"]  # set by tests.services (default http://127.0.0.1:5055)
 
 
 def job(spark, ctx, config) -> None:
