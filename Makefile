@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services test test-unit lint dist airflow-venv clean
+.PHONY: help setup jars landing demo services test test-unit chaos lint dist airflow-venv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,10 @@ test: setup jars services  ## the whole test suite (starts the services first)
 
 test-unit: setup jars  ## unit tests only
 	$(PY) -m pytest tests/unit
+
+ROUNDS ?= 3
+chaos: setup jars  ## long fault-injection runs: SIGKILL real job drivers, count lost and duplicated rows
+	$(PY) scripts/chaos.py --rounds $(ROUNDS)
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check etl jobs scripts tests
