@@ -138,8 +138,10 @@ def print_table(tallies: list[Tally]) -> None:
     rows = [(t.scenario, t.runs, t.faults, t.expected, t.found, t.duplicates, t.losses)
             for t in [*tallies, total]]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) + " |")
+    lines = ["| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)) + " |"
+             for row in [header, *rows]]
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    print("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
