@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services chromium test test-unit lint dist airflow-venv airflow-lock clean
+.PHONY: help setup jars landing demo services chromium test test-unit chaos lint dist airflow-venv airflow-lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,10 @@ test: setup jars services chromium airflow-venv  ## the whole test suite (starts
 
 test-unit: setup jars airflow-venv  ## unit tests only
 	$(PY) -m pytest tests/unit
+
+ROUNDS ?= 3
+chaos: setup jars  ## long fault-injection runs: SIGKILL real job drivers, count lost and duplicated rows
+	$(PY) scripts/chaos.py --rounds $(ROUNDS)
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check etl jobs scripts tests

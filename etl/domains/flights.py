@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from etl.config import JobConfig
 from etl.context import RunContext, landing_path
 from etl.errors import ConfigError, EtlError, SourceError
+from etl.faults import kill_point
 from etl.quality import audit
 from etl.readers.files import LandedFile, explain_read_failure, list_files, read_landed
 from etl.state import FileLedger
@@ -163,6 +164,7 @@ def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:
         return
 
     _load(spark, ctx, config, batch, refs, na_values)
+    kill_point("after_publish")
     ledger.record(ctx.job, ingested, ctx.run_id)
 
 

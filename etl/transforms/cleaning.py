@@ -102,6 +102,25 @@ def reject_malformed(
     return transform
 
 
+#: What a decoder puts in place of bytes that are not valid in the file's encoding.
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def reject_undecodable(columns: Sequence[str]) -> Transform:
+    """Add ``"<column>: bytes not valid in the file's encoding"`` for each of ``columns`` whose
+    text holds U+FFFD, the character a reader substitutes for bytes it cannot decode (a file
+    landed in Latin-1 and read as UTF-8): such a value is garbled, not data."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        return _add_errors(df, [
+            (F.instr(F.col(c), REPLACEMENT_CHARACTER) > 0,
+             F.lit(f"{c}: bytes not valid in the file's encoding"))
+            for c in columns
+        ])
+
+    return transform
+
+
 def keep_raw_record(columns: Sequence[str]) -> Transform:
     """Add ``_record``: the landed columns as JSON, so a row rejected after typing is
     quarantined with its original text (``"dep_delay":"soon"``), not its typed nulls."""

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl._typing import Transform
-from etl.transforms.cleaning import cast_columns, reject_malformed, require
+from etl.transforms.cleaning import cast_columns, reject_malformed, reject_undecodable, require
 from etl.transforms.functions import add_minutes, hhmm_to_minutes, local_clock_to_utc, safe_ratio
 
 FLIGHT_KEY = ("carrier", "flight", "time_hour")
@@ -72,6 +72,7 @@ def type_flights(na_values: Sequence[str]) -> Transform:
     def transform(df: DataFrame) -> DataFrame:
         typed = (
             df.transform(reject_malformed())
+            .transform(reject_undecodable(list(FLIGHT_TYPES)))
             .transform(cast_columns(FLIGHT_TYPES, na_values))
             .transform(require([*FLIGHT_KEY, "year", "month", "day", "origin"]))
         )

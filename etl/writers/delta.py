@@ -488,6 +488,7 @@ class DeltaMerge(DeltaWrite):
       present in the batch, so untouched partitions are neither scanned nor rewritten, and
       writers of disjoint partitions do not conflict;
     * a table that does not exist yet is created from the batch (partitioned as configured);
+    * a MERGE that changes no row and so commits no version reports operation ``NOOP``;
     * everything of `DeltaWrite` (idempotent commits, schema policy, retries).
     """
 
@@ -561,7 +562,12 @@ class DeltaMerge(DeltaWrite):
                 if pruning is None:
                     return WriteMetrics(table=self.table, operation="NOOP")
                 condition = f"{pruning} AND {condition}"
+            before = latest_version(self.spark, self.path)
             self._commit(lambda: self._merge(batch, condition, hard_delete))
+            if latest_version(self.spark, self.path) == before:
+                # Delta commits no version for a MERGE that changes nothing (e.g. only deletes
+                # of absent keys): report that, not the metrics of the commit before it
+                return WriteMetrics(table=self.table, operation="NOOP", version=before)
         return self._finish()
 
     def _merge(self, batch: DataFrame, condition: str, hard_delete: bool) -> None:

@@ -13,6 +13,7 @@ from etl.transforms.cleaning import (
     cast_columns,
     latest_per_key,
     reject_malformed,
+    reject_undecodable,
     require,
     split_rejected,
 )
@@ -173,6 +174,27 @@ def test_reject_malformed_gives_a_reason_where_the_reader_kept_the_raw_record(sp
         "id int, year string, _corrupt_record string, " + ERRORS,
     )
     assert_df_equality(actual, expected)
+
+
+def test_reject_undecodable_names_each_column_holding_the_replacement_character(spark):
+    df = spark.createDataFrame(
+        [(1, "N14228", "EWR"), (2, "N\ufffd", "EWR"), (3, "N\ufffd", "J\ufffdK"), (4, None, None)],
+        "id int, tailnum string, origin string",
+    )
+
+    actual = df.transform(reject_undecodable(["tailnum", "origin"]))
+
+    bad = "{}: bytes not valid in the file's encoding"
+    expected = spark.createDataFrame(
+        [
+            (1, "N14228", "EWR", []),
+            (2, "N\ufffd", "EWR", [bad.format("tailnum")]),
+            (3, "N\ufffd", "J\ufffdK", [bad.format("tailnum"), bad.format("origin")]),
+            (4, None, None, []),
+        ],
+        "id int, tailnum string, origin string, " + ERRORS,
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True)
 
 
 def test_reject_malformed_reads_the_named_column(spark):
