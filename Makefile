@@ -8,7 +8,8 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services test test-unit lint dist airflow-venv clean
+.PHONY: help setup jars landing demo services test test-unit lint dist airflow-venv clean \
+	bench bench-quick
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +49,17 @@ lint: setup  ## ruff and mypy
 
 dist: setup  ## cluster artefacts in dist/: wheel, deps.zip, conf.zip, jobs/ (scripts/build_dist.py)
 	$(PY) scripts/build_dist.py --out dist
+
+$(VENV)/.bench-installed: setup.py $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
+
+BENCH_ARGS ?= --scales 0.1,1,3 --repeats 3 --budget-minutes 40
+bench: $(VENV)/.bench-installed jars  ## TPC-H benchmark B1..B6 (SF 0.1, 1, 3) -> docs/BENCHMARKS.md
+	$(PY) scripts/bench_tpch.py $(BENCH_ARGS) --report docs/BENCHMARKS.md
+
+bench-quick: $(VENV)/.bench-installed jars  ## the benchmark at SF 0.01, one repetition (CI smoke)
+	$(PY) scripts/bench_tpch.py --quick
 
 AIRFLOW_VENV ?= .venv-airflow
 $(AIRFLOW_VENV)/.installed:

