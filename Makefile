@@ -8,7 +8,8 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services chromium test test-unit chaos lint dist airflow-venv airflow-lock clean
+.PHONY: help setup jars landing demo services chromium test test-unit chaos lint dist airflow-venv \
+	airflow-lock bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,6 +57,17 @@ lint: setup  ## ruff and mypy
 
 dist: setup  ## cluster artefacts in dist/: wheel, deps.zip, conf.zip, jobs/ (scripts/build_dist.py)
 	$(PY) scripts/build_dist.py --out dist
+
+$(VENV)/.bench-installed: setup.py $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
+
+BENCH_ARGS ?= --scales 0.1,1,3 --repeats 3 --budget-minutes 40
+bench: $(VENV)/.bench-installed jars  ## TPC-H benchmark B1..B6 (SF 0.1, 1, 3) -> docs/BENCHMARKS.md
+	$(PY) scripts/bench_tpch.py $(BENCH_ARGS) --report docs/BENCHMARKS.md
+
+bench-quick: $(VENV)/.bench-installed jars  ## the benchmark at SF 0.01, one repetition (CI smoke)
+	$(PY) scripts/bench_tpch.py --quick
 
 # Airflow lives in its own virtualenv (its pins clash with the project's); uv installs the
 # locked set (requirements/airflow.txt, compiled from requirements/airflow.in) in well under a minute.

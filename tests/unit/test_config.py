@@ -400,7 +400,7 @@ def test_missing_base_file(conf):
 def test_unknown_job(conf_dir):
     error = config_error("nope", directory=conf_dir, environ={})
 
-    assert str(error) == f"{conf_dir / 'jobs' / 'nope.yml'}: unknown job 'nope' (known jobs: flights, shop)"
+    assert str(error) == f"{conf_dir / 'jobs' / 'nope.yml'}: unknown job 'nope' (known jobs: flights, shop, tpch)"
 
 
 def test_job_name_must_be_a_simple_identifier(conf_dir):
