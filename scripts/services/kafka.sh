@@ -30,6 +30,8 @@ readonly PROG=kafka.sh
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/services/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 usage() {
     printf 'usage: %s {install|start|stop|status|env}\n' "$0" >&2
@@ -58,24 +60,9 @@ readonly CONTROLLER_PORT=$((PORT + 1))
 installed() { [[ -f $LIB_DIR/kafka_2.13-$VERSION.jar ]]; }
 
 # The PID in the PID file, if that process is alive and is our broker.
-running_pid() {
-    [[ -s $PID_FILE ]] || return 1
-    local pid cmdline
-    pid=$(<"$PID_FILE")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/cmdline ]] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ $cmdline == *" $MAIN_CLASS $CONFIG"* ]] || return 1
-    printf '%s\n' "$pid"
-}
+running_pid() { pid_matching " $MAIN_CLASS $CONFIG"; }
 
 # Alive and not a zombie (kill -0 alone would report a zombie as alive).
-alive() {
-    local stat
-    { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != [ZX] ]]
-}
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
@@ -213,19 +200,7 @@ cmd_stop() {
         log "not running"
         return 0
     fi
-    # A controlled shutdown on SIGTERM; setsid made it a process group leader.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 300; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        log "Kafka (pid $pid) ignored SIGTERM for 30s; sending SIGKILL"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PID_FILE"
-    log "stopped (pid $pid)"
+    stop_group Kafka "$pid" 30
 }
 
 cmd_status() {

@@ -28,6 +28,8 @@ readonly PROG=s3.sh
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/services/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 usage() {
     printf 'usage: %s {install|start|stop|status|env}\n' "$0" >&2
@@ -62,16 +64,7 @@ resolve_python() {
 moto_importable() { "$PYTHON" -c 'import moto.server' >/dev/null 2>&1; }
 
 # The PID in the PID file, if that process is alive and is our moto server.
-running_pid() {
-    [[ -s $PID_FILE ]] || return 1
-    local pid cmdline
-    pid=$(<"$PID_FILE")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/cmdline ]] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ $cmdline == *moto.server* ]] || return 1
-    printf '%s\n' "$pid"
-}
+running_pid() { pid_matching moto.server; }
 
 # True if something on HOST:PORT answers with an HTTP status line. Plain bash,
 # so no curl needed and no HTTP proxy settings get in the way.
@@ -88,12 +81,6 @@ http_ok() {
 
 # Alive and not a zombie (an orphaned moto is reaped by PID 1, which may be
 # slow to do so; kill -0 alone would report a zombie as alive).
-alive() {
-    local stat
-    { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != [ZX] ]]
-}
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
 
@@ -159,19 +146,7 @@ cmd_stop() {
         log "not running"
         return 0
     fi
-    # setsid made it a process group leader: signal the whole group.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 100; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        log "moto (pid $pid) ignored SIGTERM for 10s; sending SIGKILL"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PID_FILE"
-    log "stopped (pid $pid)"
+    stop_group moto "$pid" 10
 }
 
 cmd_status() {
