@@ -54,7 +54,7 @@ def test_the_shop_sources_are_typed(conf_dir):
          "      table: ${ETL_SHOP_SCHEMA:-shop}.orders\n      query: SELECT 1\n",
          "sources.orders.jdbc.table: give exactly one of table and query"),
         ("  orders:\n    type: jdbc\n", "  orders:\n    type: files\n",
-         "sources.orders.path: required value missing for a files source (expected str)"),
+         "sources.orders.jdbc: only a source of type jdbc or pg_logical has a jdbc section"),
         ("order_items\n      partitioning: {column: id, num_partitions: 2}",
          "order_items\n      partitioning: {column: id, num_partitions: 0}",
          "sources.order_items.jdbc.partitioning.num_partitions: expected at least 1, got 0"),
