@@ -111,6 +111,16 @@ class JdbcPartitioning:
 
 
 @dataclass(frozen=True)
+class JdbcRetry:
+    """Bounded retries of a JDBC extract (read and stage) whose connection failed or went away
+    (SQLState class 08, PostgreSQL 57P01-57P03): ``attempts`` in all, waiting
+    ``backoff_s * 2^(n-1)`` before retry n."""
+
+    attempts: int = 3
+    backoff_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class JdbcConfig:
     """A table (or a query) of a database reached over JDBC."""
 
@@ -125,6 +135,7 @@ class JdbcConfig:
     fetch_size: int = 10000
     #: Any other option of Spark's JDBC source, passed as they are.
     options: dict[str, str] = field(default_factory=dict)
+    retry: JdbcRetry = field(default_factory=JdbcRetry)
 
 
 @dataclass(frozen=True)
@@ -1121,6 +1132,7 @@ __all__ = [
     "JdbcCredentials",
     "JdbcIncremental",
     "JdbcPartitioning",
+    "JdbcRetry",
     "JobConfig",
     "JobInfo",
     "KafkaConfig",

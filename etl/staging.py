@@ -77,7 +77,7 @@ class Staging:
         except Exception as exc:
             raise SourceError(
                 f"source {source}: extracting to {path} failed: {jvm_error_text(exc)}"
-            ) from None
+            ) from exc
         content = {**manifest, "source": source, "run_id": run_id}
         if fmt == "json":
             content.update(format=fmt, schema=df.schema.json())

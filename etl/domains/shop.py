@@ -24,7 +24,7 @@ from etl.config import JobConfig
 from etl.context import RunContext
 from etl.errors import ConfigError
 from etl.quality import audit
-from etl.readers.jdbc import read_jdbc
+from etl.readers.jdbc import stage_extract
 from etl.staging import StagedExtract, Staging
 from etl.transforms.cleaning import latest_per_key, split_rejected
 from etl.transforms.shop import (
@@ -35,7 +35,7 @@ from etl.transforms.shop import (
     check_rows,
     daily_revenue,
 )
-from etl.watermarks import WatermarkStore, format_value, kind_of, parse_value
+from etl.watermarks import WatermarkStore, parse_value
 from etl.writers.delta import DeltaMerge, DeltaOverwrite, in_predicate, read_delta
 from etl.writers.quarantine import write_quarantine
 
@@ -46,7 +46,8 @@ def _extract(
     spark: SparkSession, ctx: RunContext, config: JobConfig, store: WatermarkStore,
     staging: Staging, name: str,
 ) -> StagedExtract:
-    """Read one source past its watermark and stage it (or read an earlier run's staged copy)."""
+    """Read one source past its watermark and stage it, retrying a lost database connection
+    (``jdbc.retry``); or read an earlier run's staged copy."""
     if ctx.staged_run:
         return staging.read(name, ctx.staged_run)
     source = config.source(name)
@@ -55,18 +56,8 @@ def _extract(
             "the shop job reads its sources over JDBC (type: jdbc)",
             file=f"conf/jobs/{config.job.name}.yml", key=f"sources.{name}.type",
         )
-    extract = read_jdbc(spark, source.jdbc, source_name=name, watermark=store.get(ctx.job, name))
-    manifest: dict[str, Any] = {"type": "jdbc", "query": extract.query,
-                                "partitions": extract.partitions}
-    if extract.watermark is not None:
-        mark = extract.watermark
-        manifest["watermark"] = {
-            "column": mark.column,
-            "low": None if mark.low is None else format_value(mark.low),
-            "high": None if mark.high is None else format_value(mark.high),
-            "kind": None if mark.high is None else kind_of(mark.high),
-        }
-    staged = staging.stage(name, ctx.run_id, ctx.started_at.date(), extract.df, manifest)
+    staged = stage_extract(spark, source.jdbc, staging, source_name=name, run_id=ctx.run_id,
+                           ingest_date=ctx.started_at.date(), watermark=store.get(ctx.job, name))
     ctx.log.info("source extracted", source=name, path=staged.path, **{
         k: v for k, v in staged.manifest.items() if k in ("rows", "query", "watermark")})
     return staged

@@ -20,7 +20,7 @@ from pyspark.sql.utils import AnalysisException
 
 from etl._typing import Transform
 from etl.config import SourceConfig
-from etl.errors import SchemaMismatchError, SourceError
+from etl.errors import SchemaMismatchError, SourceError, jvm_error_text
 from etl.transforms.cleaning import reject_malformed
 
 CORRUPT = "_corrupt_record"
@@ -62,7 +62,7 @@ def list_files(spark: SparkSession, folder: str, pattern: str = "*") -> list[Lan
     except SourceError:
         raise
     except Exception as exc:  # py4j wraps every JVM error; name the folder and keep the cause
-        raise SourceError(f"cannot list landing folder {folder}: {exc}") from exc
+        raise SourceError(f"cannot list landing folder {folder}: {jvm_error_text(exc)}") from exc
     files = [
         LandedFile(
             path=str(s.getPath().toString()),

@@ -28,21 +28,34 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
 
+from etl import storage
 from etl.config import JdbcConfig, JdbcCredentials
 from etl.errors import ConfigError, SourceError, jvm_error_text
-from etl.watermarks import Watermark, WatermarkValue
+from etl.logs import get_logger
+from etl.staging import StagedExtract, Staging
+from etl.watermarks import Watermark, WatermarkValue, format_value, kind_of
 from etl.writers.delta import sql_literal
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>second|minute|hour|day)s?\s*$")
 _UNITS = {"second": "seconds", "minute": "minutes", "hour": "hours", "day": "days"}
+#: SQLStates of a connection that failed or went away, besides class 08 (connection exception):
+#: PostgreSQL's admin_shutdown, crash_shutdown and cannot_connect_now.
+_DISCONNECT_STATES = ("57P01", "57P02", "57P03")
+#: ``password=...`` in a URL's parameters, and ``user:password@`` before its host.
+_URL_PASSWORD = re.compile(r"(?i)(password=)[^&;]*")
+_URL_USERINFO = re.compile(r"(//[^/:@]+:)[^/@]*@")
+_log = get_logger("etl.readers")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,12 @@ def _check_identifiers(source_name: str, jdbc: JdbcConfig) -> None:
             parse_lookback(jdbc.incremental.lookback)
         except ValueError as exc:
             raise ConfigError(str(exc), key=f"{where}.incremental.lookback") from None
+    if not isinstance(jdbc.retry.attempts, int) or jdbc.retry.attempts < 1:
+        raise ConfigError(f"expected an integer >= 1, got {jdbc.retry.attempts!r}",
+                          key=f"{where}.retry.attempts")
+    if jdbc.retry.backoff_s < 0:
+        raise ConfigError(f"expected a number >= 0, got {jdbc.retry.backoff_s!r}",
+                          key=f"{where}.retry.backoff_s")
 
 
 def _relation(jdbc: JdbcConfig) -> str:
@@ -238,7 +257,7 @@ def read_jdbc(
     except (SourceError, ConfigError):
         raise
     except Exception as exc:
-        raise SourceError(f"source {source_name}: JDBC read failed: {jvm_error_text(exc)}") from None
+        raise SourceError(f"source {source_name}: JDBC read failed: {jvm_error_text(exc)}") from exc
     return JdbcExtract(
         source=source_name, df=df, query=query, watermark=range_, partitions=partitions
     )
@@ -267,11 +286,110 @@ def _bounds(
     return row.asDict() if row is not None else {}
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any password in it (``password=`` parameter, ``user:password@``) as ``***``."""
+    return _URL_USERINFO.sub(r"\1***@", _URL_PASSWORD.sub(r"\1***", url))
+
+
+def _sql_state(throwable: Any) -> str | None:
+    try:
+        state = throwable.getSQLState()
+    except Py4JError:  # not a java.sql.SQLException
+        return None
+    return str(state) if state is not None else None
+
+
+def connection_failure(exc: BaseException) -> tuple[str, str] | None:
+    """``(SQLState, message)`` of the first ``java.sql.SQLException`` in ``exc``'s cause chain
+    (Python ``__cause__`` links, then each Py4J error's Java ``getCause()`` links) whose state
+    says the connection failed or went away: class 08, or 57P01/57P02/57P03. None otherwise."""
+    current: BaseException | None = exc
+    while current is not None:
+        throwable = getattr(current, "java_exception", None)
+        for _ in range(32):  # a cause chain is short; a cycle must not hang the driver
+            if throwable is None:
+                break
+            state = _sql_state(throwable)
+            if state and (state.startswith("08") or state in _DISCONNECT_STATES):
+                message = str(throwable.getMessage() or "").strip().splitlines()
+                return state, message[0] if message else str(throwable.toString())
+            throwable = throwable.getCause()
+        current = current.__cause__
+    return None
+
+
+def retry_disconnects(source_name: str, jdbc: JdbcConfig, action: Callable[[], T],
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``action`` (an extract that reads ``jdbc``), again when it fails because the database
+    connection failed or went away (`connection_failure`), at most ``jdbc.retry.attempts`` times
+    in all, waiting ``backoff_s * 2^(n-1)`` before retry n. ``action`` must be idempotent. Any
+    other failure is raised at once; after the last attempt `SourceError` names the source, the
+    URL (password redacted), the attempts and the last SQLState and message."""
+    _check_identifiers(source_name, jdbc)
+    retry = jdbc.retry
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return action()
+        except SourceError as exc:
+            failure = connection_failure(exc)
+            if failure is None:
+                raise
+            state, message = failure
+            if attempt == retry.attempts:
+                raise SourceError(
+                    f"source {source_name}: {redact_url(jdbc.url)} failed {attempt} time(s) in a "
+                    f"row; last: SQLState {state}: {message}"
+                ) from exc
+            delay = retry.backoff_s * 2 ** (attempt - 1)
+            _log.warning("database connection failed; retrying the extract", source=source_name,
+                         sql_state=state, attempt=attempt, delay_s=delay)
+            sleep(delay)
+    raise AssertionError("unreachable: attempts >= 1")
+
+
+def stage_extract(
+    spark: SparkSession,
+    jdbc: JdbcConfig,
+    staging: Staging,
+    *,
+    source_name: str,
+    run_id: str,
+    ingest_date: dt.date,
+    watermark: Watermark | None = None,
+) -> StagedExtract:
+    """Read ``jdbc`` past ``watermark`` (`read_jdbc`) and stage the rows under the run's folder,
+    the step where the lazy extract is actually read. A lost connection retries the whole step
+    (`retry_disconnects`): the run's staged folder is cleared first, so the staged copy holds
+    every row once. The manifest records the query, partitions and watermark range."""
+
+    def attempt() -> StagedExtract:
+        # what a failed attempt may have left in the run's own folder
+        storage.delete(spark, staging.path(source_name, ingest_date, run_id))
+        extract = read_jdbc(spark, jdbc, source_name=source_name, watermark=watermark)
+        manifest: dict[str, Any] = {"type": "jdbc", "query": extract.query,
+                                    "partitions": extract.partitions}
+        if extract.watermark is not None:
+            mark = extract.watermark
+            manifest["watermark"] = {
+                "column": mark.column,
+                "low": None if mark.low is None else format_value(mark.low),
+                "high": None if mark.high is None else format_value(mark.high),
+                "kind": None if mark.high is None else kind_of(mark.high),
+            }
+        return staging.stage(source_name, run_id, ingest_date, extract.df, manifest)
+
+    return retry_disconnects(source_name, jdbc, attempt)
+
+
 __all__ = [
     "JdbcExtract",
     "WatermarkRange",
+    "connection_failure",
     "parse_lookback",
     "read_jdbc",
     "read_secret",
+    "redact_url",
     "resolve_credentials",
+    "retry_disconnects",
+    "stage_extract",
 ]

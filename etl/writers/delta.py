@@ -39,6 +39,8 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
+from py4j.java_gateway import is_instance_of
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -75,6 +77,22 @@ CONFLICTS: tuple[type[Exception], ...] = (
     ConcurrentDeleteDeleteException,
     ConcurrentTransactionException,
 )
+
+
+def filesystem_cause(spark: SparkSession, exc: BaseException) -> str | None:
+    """The first line of the first ``java.io.IOException`` (disk full, read-only file system,
+    access denied, a missing folder...) in the Java cause chain of a Py4J error; None when the
+    chain holds none (the failure did not come from the storage)."""
+    throwable = getattr(exc, "java_exception", None)
+    gateway = spark.sparkContext._gateway
+    for _ in range(32):  # a cause chain is short; a cycle must not hang the driver
+        if throwable is None:
+            return None
+        if is_instance_of(gateway, throwable, "java.io.IOException"):
+            lines = str(throwable.toString()).strip().splitlines()
+            return lines[0] if lines else "java.io.IOException"
+        throwable = throwable.getCause()
+    return None
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -420,7 +438,8 @@ class DeltaWrite:
         writer.save(self.path)
 
     def _commit(self, action: Callable[[], None]) -> None:
-        """Run ``action`` (one commit), retrying on Delta's conflict exceptions."""
+        """Run ``action`` (one commit), retrying on Delta's conflict exceptions. A failure the
+        storage caused (`filesystem_cause`) raises `WriteError` naming the table's path."""
         for attempt in range(self.max_retries + 1):
             try:
                 action()
@@ -434,6 +453,11 @@ class DeltaWrite:
                     ) from exc
                 _log.warning("commit conflict; retrying on a fresh snapshot", table=self.table,
                              conflict=type(exc).__name__, attempt=attempt + 1)
+            except Py4JJavaError as exc:
+                cause = filesystem_cause(self.spark, exc)
+                if cause is None:
+                    raise
+                raise WriteError(f"{self.path}: the write failed: {cause}") from exc
 
     def _finish(self) -> WriteMetrics:
         metrics = last_commit_metrics(self.spark, self.path, self.table, self.metadata)
@@ -698,6 +722,7 @@ __all__ = [
     "apply_properties",
     "committed_transaction",
     "dates_predicate",
+    "filesystem_cause",
     "in_predicate",
     "last_commit_metrics",
     "latest_version",

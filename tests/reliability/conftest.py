@@ -14,6 +14,7 @@ from etl.config import JobConfig, load_job_config
 from etl.context import RunContext
 from etl.runner import run_job
 from tests.reliability.harness import ROOT
+from tests.services import pg, pg_schema, s3  # noqa: F401  (the service fixtures)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import land_flights

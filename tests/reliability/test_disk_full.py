@@ -1,8 +1,7 @@
 """Scenario 10, disk full: the warehouse is a 1 MiB tmpfs (mounted by the test; skipped where
 mounting is not allowed). A batch larger than the free space fails and the table stays at its
-previous version: readers never see the half-written files. The error is Spark's own
-(``Py4JJavaError``): it names the table's path and the cause, but the writer does not yet wrap it
-in `WriteError`."""
+previous version: readers never see the half-written files. The writer raises `WriteError`
+naming the table's path and the cause."""
 
 from __future__ import annotations
 
@@ -10,9 +9,9 @@ import subprocess
 
 import pytest
 from chispa import assert_df_equality
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import functions as F
 
+from etl.errors import WriteError
 from etl.writers.delta import DeltaAppend, latest_version, read_delta
 
 
@@ -37,10 +36,8 @@ def test_a_write_that_fills_the_disk_leaves_the_table_at_its_version(spark, smal
     # ~4 MB of incompressible text: cannot fit in what is left of 1 MiB
     big = spark.range(30_000).select(F.col("id").cast("int").alias("id"),
                                      F.sha2(F.col("id").cast("string"), 512).alias("v"))
-    with pytest.raises(Py4JJavaError) as info:
+    with pytest.raises(WriteError) as info:
         DeltaAppend(spark, path).execute(big)
-    text = str(info.value)
-    assert f"[TASK_WRITE_FAILED] Task failed while writing rows to file:{path}." in text
-    assert "Caused by: org.apache.hadoop.fs.FSError: java.io.IOException: No space left on device" in text
+    assert str(info.value) == f"{path}: the write failed: java.io.IOException: No space left on device"
     assert latest_version(spark, path) == 0
     assert_df_equality(read_delta(spark, path), first)

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 from etl.config import (
+    JdbcConfig,
     JdbcCredentials,
     JdbcIncremental,
     JdbcPartitioning,
+    JdbcRetry,
     load_job_config,
 )
 from etl.errors import ConfigError, SourceError
-from etl.readers.jdbc import parse_lookback, resolve_credentials
+from etl.readers.jdbc import parse_lookback, redact_url, resolve_credentials, retry_disconnects
 
 
 @pytest.fixture()
@@ -105,3 +107,41 @@ def test_credentials_from_the_environment_and_what_is_missing():
         resolve_credentials("orders", creds, {"DB_PASSWORD": "p"})
     assert str(info.value) == (
         "source orders: environment variable DB_USER (the user) is not set")
+
+
+@pytest.mark.parametrize("retry, message", [
+    (JdbcRetry(attempts=0), "sources.orders.jdbc.retry.attempts: expected an integer >= 1, got 0"),
+    (JdbcRetry(backoff_s=-1), "sources.orders.jdbc.retry.backoff_s: expected a number >= 0, got -1"),
+])
+def test_retry_settings_are_checked_before_anything_runs(retry, message):
+    jdbc = JdbcConfig(url="jdbc:postgresql://h/db", driver="org.postgresql.Driver",
+                      table="shop.orders", retry=retry)
+    calls = []
+    with pytest.raises(ConfigError) as info:
+        retry_disconnects("orders", jdbc, lambda: calls.append(1))
+    assert (str(info.value), calls) == (message, [])
+
+
+def test_a_failure_that_is_not_a_lost_connection_is_not_retried():
+    jdbc = JdbcConfig(url="jdbc:postgresql://h/db", driver="org.postgresql.Driver",
+                      table="shop.orders", retry=JdbcRetry(attempts=3, backoff_s=0))
+    calls = []
+
+    def action():
+        calls.append(1)
+        raise SourceError("source orders: no such table")
+
+    with pytest.raises(SourceError) as info:
+        retry_disconnects("orders", jdbc, action)
+    assert (str(info.value), calls) == ("source orders: no such table", [1])
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("jdbc:postgresql://h:5432/db", "jdbc:postgresql://h:5432/db"),
+    ("jdbc:postgresql://h/db?user=u&password=secret&ssl=true",
+     "jdbc:postgresql://h/db?user=u&password=***&ssl=true"),
+    ("jdbc:mysql://u:secret@h/db", "jdbc:mysql://u:***@h/db"),
+    ("jdbc:sqlserver://h;user=u;Password=secret", "jdbc:sqlserver://h;user=u;Password=***"),
+])
+def test_urls_in_messages_never_show_a_password(url, shown):
+    assert redact_url(url) == shown
