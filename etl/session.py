@@ -89,9 +89,3 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 
-
-def stop_gateway_callbacks(spark: SparkSession) -> None:
-    """Shut down py4j's callback server (started by PyDeequ) so the process can exit."""
-    gateway = getattr(spark.sparkContext, "_gateway", None)
-    if gateway is not None:
-        gateway.shutdown_callback_server()

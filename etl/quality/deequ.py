@@ -77,6 +77,7 @@ ANALYZERS = {
 
 def _import_pydeequ(spark: SparkSession) -> Any:
     os.environ.setdefault("SPARK_VERSION", ".".join(spark.version.split(".")[:2]))
+    _ensure_callback_server(spark)
     import pydeequ.analyzers  # type: ignore[import-untyped]
     import pydeequ.checks  # type: ignore[import-untyped]
     import pydeequ.profiles  # type: ignore[import-untyped]
@@ -87,10 +88,17 @@ def _import_pydeequ(spark: SparkSession) -> Any:
     return pydeequ
 
 
-def _shutdown_callbacks(spark: SparkSession) -> None:
+def _ensure_callback_server(spark: SparkSession) -> None:
+    """Start py4j's callback server the way PySpark does for streaming (daemon threads, daemon
+    connections, a free port) before PyDeequ needs one. PyDeequ would otherwise start a
+    non-daemon server that keeps the process alive, and shutting a server down after each use
+    can hang on a connection another caller (a streaming ``foreachBatch``) still holds — so
+    this one is shared and never shut down."""
+    from pyspark.java_gateway import ensure_callback_server_started
+
     gateway = getattr(spark.sparkContext, "_gateway", None)
     if gateway is not None:
-        gateway.shutdown_callback_server()
+        ensure_callback_server_started(gateway)
 
 
 class _Compiler:
@@ -222,21 +230,18 @@ def verify(
     Check, CheckLevel = pydeequ.checks.Check, pydeequ.checks.CheckLevel
     VerificationResult = pydeequ.verification.VerificationResult
     by_name = {rule.name: rule for rule in rules}
-    try:
-        compiler = _Compiler(spark, pydeequ)
-        suite = pydeequ.verification.VerificationSuite(spark).onData(df)
-        for rule in rules:
-            level = CheckLevel.Error if rule.severity == "error" else CheckLevel.Warning
-            check = Check(spark, level, rule.name)
-            compiler.add(check, rule)
-            suite = suite.addCheck(check)
-        for metric, column in {("row_count", None), *metrics}:
-            suite._VerificationRunBuilder.addRequiredAnalyzer(compiler.analyzer(metric, column))
-        outcome = suite.run()
-        constraints = _constraint_results(outcome)
-        metric_rows = VerificationResult.successMetricsAsJson(spark, outcome)
-    finally:
-        _shutdown_callbacks(spark)
+    compiler = _Compiler(spark, pydeequ)
+    suite = pydeequ.verification.VerificationSuite(spark).onData(df)
+    for rule in rules:
+        level = CheckLevel.Error if rule.severity == "error" else CheckLevel.Warning
+        check = Check(spark, level, rule.name)
+        compiler.add(check, rule)
+        suite = suite.addCheck(check)
+    for metric, column in {("row_count", None), *metrics}:
+        suite._VerificationRunBuilder.addRequiredAnalyzer(compiler.analyzer(metric, column))
+    outcome = suite.run()
+    constraints = _constraint_results(outcome)
+    metric_rows = VerificationResult.successMetricsAsJson(spark, outcome)
     found = [Metric(m["entity"], m["instance"], m["name"], float(m["value"])) for m in metric_rows]
     size = next(m.value for m in found if m.name == "Size" and m.entity == "Dataset")
     order = {rule.name: i for i, rule in enumerate(rules)}
@@ -256,10 +261,7 @@ def profile(df: DataFrame) -> list[dict[str, Any]]:
     ``stddev``."""
     spark = df.sparkSession
     pydeequ = _import_pydeequ(spark)
-    try:
-        result = pydeequ.profiles.ColumnProfilerRunner(spark).onData(df).run()
-    finally:
-        _shutdown_callbacks(spark)
+    result = pydeequ.profiles.ColumnProfilerRunner(spark).onData(df).run()
     out = []
     for column in df.columns:
         p = result.profiles[column]
@@ -292,11 +294,8 @@ def suggest(df: DataFrame) -> list[dict[str, Any]]:
     ``code_for_constraint`` (Scala, e.g. ``.isComplete("dest")``) and ``current_value``."""
     spark = df.sparkSession
     pydeequ = _import_pydeequ(spark)
-    try:
-        runner = pydeequ.suggestions.ConstraintSuggestionRunner(spark).onData(df)
-        for name in SUGGESTION_RULES:
-            runner = runner.addConstraintRule(getattr(pydeequ.suggestions, name)())
-        result = runner.run()
-    finally:
-        _shutdown_callbacks(spark)
+    runner = pydeequ.suggestions.ConstraintSuggestionRunner(spark).onData(df)
+    for name in SUGGESTION_RULES:
+        runner = runner.addConstraintRule(getattr(pydeequ.suggestions, name)())
+    result = runner.run()
     return list(result.get("constraint_suggestions", []))
