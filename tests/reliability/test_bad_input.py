@@ -25,7 +25,7 @@ def etl(*args: str, conf_dir=ROOT / "conf") -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["run", "nosuch"], "etl: error: {conf}/jobs/nosuch.yml: unknown job 'nosuch' "
-                        "(known jobs: flights, shop)"),
+                        "(known jobs: flights, shop, tpch)"),
     (["run", "flights", "--date", "2013-02-30"],
      "etl run: error: argument --date: not a date (YYYY-MM-DD): '2013-02-30'"),
     (["run", "flights", "--from", "2013-01-05", "--to", "2013-01-01"],
