@@ -180,9 +180,10 @@ class ProgressPrinter:
     going (a daemon thread reading `pyspark.StatusTracker`); does nothing when ``stream`` is not
     a terminal, so logs and CI output stay clean."""
 
-    def __init__(self, spark: SparkSession, stream: TextIO = sys.stderr, interval_s: float = 2.0):
+    def __init__(self, spark: SparkSession, stream: TextIO | None = None, interval_s: float = 2.0):
         self.spark = spark
-        self.stream = stream
+        # the sys.stderr of the moment (a default argument would keep the one seen at import)
+        self.stream = stream if stream is not None else sys.stderr
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
