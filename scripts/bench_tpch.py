@@ -4,9 +4,10 @@ Usage: python scripts/bench_tpch.py [--scales 0.1,1,3] [--repeats 3] [--quick]
                                     [--report docs/BENCHMARKS.md] [--budget-minutes 40]
        python scripts/bench_tpch.py --render docs/BENCHMARKS.json --report docs/BENCHMARKS.md
 
-One SparkSession on ``local[2]`` serves every Spark case; a warm-up run comes first so JVM
-start-up and first-use compilation are not measured. At the first scale factor every case
-runs ``--repeats`` times, the order rotating and reversing between repetitions, each on a fresh
+One SparkSession on ``local[2]`` serves every Spark case; a warm-up (a full load, a MERGE and
+the hand-written script) comes first so JVM start-up and first-use compilation are not measured.
+At the first scale factor every case runs ``--repeats`` times, the order rotating and reversing
+between repetitions, each on a fresh
 warehouse: the job (lineage off), the job without checks (B2), the job with the OpenLineage
 file transport and Spark listener (B6), the same work written by hand (B1,
 scripts/tpch_by_hand.py), a plain CSV -> Parquet copy (B4) and DuckDB (context). At every
@@ -334,6 +335,22 @@ class Plan:
                 shutil.rmtree(warehouse, ignore_errors=True)
             last = time.perf_counter() - began
 
+    def warm_up(self, landing: Path, change_rows: int) -> None:
+        """Not measured: a full load of the job, then a MERGE of a change set into it (so the
+        first measured MERGE does not pay the JVM's first use of Delta's MERGE code), and the
+        hand-written script."""
+        print("warm-up (not counted)", flush=True)
+        warehouse = self.work / "warmup"
+        self.bench.job(landing, warehouse, "lineage.enabled=false")
+        change = land_change(landing, change_rows, "warmup")
+        try:
+            self.bench.job(landing, warehouse, "lineage.enabled=false")
+        finally:
+            change.unlink()
+        self.bench.hand(landing, self.work / "warmup-hand")
+        shutil.rmtree(warehouse, ignore_errors=True)
+        shutil.rmtree(self.work / "warmup-hand", ignore_errors=True)
+
     def scale(self, index: int, scale: float) -> None:
         import land_tpch
 
@@ -341,12 +358,10 @@ class Plan:
         print(f"SF {scale:g}: generating with tpchgen-cli", flush=True)
         landing = folder / "landing"
         land_tpch.land(landing, scale, parts=max(1, round(scale)))
+        # B3 and B5: the same change-set size at every scale from SF 1 on (1 % of SF 1)
+        change_rows = round(CHANGE_SHARE * lineitem_rows(min(scale, 1.0)))
         if index == 0:
-            print("warm-up (not counted)", flush=True)
-            bench.job(landing, self.work / "warmup", "lineage.enabled=false")
-            bench.hand(landing, self.work / "warmup-hand")
-            shutil.rmtree(self.work / "warmup", ignore_errors=True)
-            shutil.rmtree(self.work / "warmup-hand", ignore_errors=True)
+            self.warm_up(landing, change_rows)
         repeats = self.args.repeats if index == 0 else self.args.big_repeats
         base = folder / "base"
 
@@ -364,8 +379,6 @@ class Plan:
 
         self.repeat(scale, list(self.variants) if index == 0 else ["job"], repeats,
                     "full loads", full_load)
-        # B3 and B5: the same change-set size at every scale from SF 1 on (1 % of SF 1)
-        change_rows = round(CHANGE_SHARE * lineitem_rows(min(scale, 1.0)))
         if base.exists():
             change = land_change(landing, change_rows, f"sf{scale:g}")
             self.repeat(scale, ["merge", "merge_noprune"], repeats, "merges", merge)
