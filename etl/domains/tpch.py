@@ -11,8 +11,9 @@ recomputed for exactly the ship months of the batch.
 
 Performance: no Python UDF; the small dimensions are broadcast; the batch is computed once
 (persisted for one aggregate that counts its lines, the duplicate versions dropped and its ship
-months, then for the audit and the write) and every other action reads Delta tables or commit
-metrics (bronze row counts come from the bronze commit, not a ``count()``).
+months, then for the audit and the write; the rejected lines are looked for only when fewer
+lines are valid than were read) and every other action reads Delta tables or commit metrics
+(bronze row counts come from the bronze commit, not a ``count()``).
 
 Order of commits, so that a failure at any point loses nothing and duplicates nothing:
 bronze -> quarantine -> audit -> silver -> gold -> file ledger.
@@ -161,7 +162,6 @@ def _load(
         ctx.rows_read = step.rows_in = rows_read
         typed = batch.transform(keep_raw_record(columns)).transform(type_lineitem)
         valid, rejected = split_rejected(typed)
-        ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table, columns)
         lines = valid.transform(
             order_lines(refs["orders"], refs["customer"], refs["nation"], versions_as=VERSIONS)
         ).persist(StorageLevel.MEMORY_AND_DISK)
@@ -171,9 +171,16 @@ def _load(
         loaded, versions, batch_months = lines.agg(
             F.count(F.lit(1)), F.sum(VERSIONS), F.collect_set("ship_month")
         ).first()
+        versions = versions or 0
+        # the versions are the valid lines: when they are all the lines read, none was
+        # rejected, and the batch is not scanned again to look for rejected lines
+        ctx.rows_quarantined = (
+            0 if versions == rows_read
+            else write_quarantine(rejected, ctx, silver_target.table, columns)
+        )
         silver_batch = lines.drop(VERSIONS)
         ctx.rows_loaded = step.rows_out = loaded
-        ctx.rows_filtered = (versions or 0) - loaded
+        ctx.rows_filtered = versions - loaded
         if ctx.rows_filtered:
             ctx.log.info("duplicate versions of a line in the batch: kept the latest",
                          rows=ctx.rows_filtered)
