@@ -425,6 +425,19 @@ class Plan:
 # --------------------------------------------------------------------------------------------
 
 
+MERGE_CASES = ("merge", "merge_noprune")
+
+
+def same_repetition(a: dict, b: dict) -> list[float]:  # type: ignore[type-arg]
+    """The ratio within each repetition (the two cases ran next to each other, under the same
+    load), when both ran in the same loop (full loads, or merges) and every repetition of both
+    succeeded; else nothing."""
+    together = (a["name"] in MERGE_CASES) == (b["name"] in MERGE_CASES)
+    if not together or len(a["times"]) != len(b["times"]):
+        return []
+    return [x / y for x, y in zip(a["times"], b["times"], strict=True)]
+
+
 def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
     """Every ratio the measured cases allow, with its target and verdict."""
     cases = {(c["scale"], c["name"]): c for c in results["cases"]}
@@ -433,10 +446,10 @@ def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
     out = []
 
     def add(rid: str, what: str, scale: str, value: float, target: float | None, op: str,
-            detail: str) -> None:
+            detail: str, per_rep: list[float] | None = None) -> None:
         passed = None if target is None else (value <= target if op == "<=" else value >= target)
         out.append({"id": rid, "what": what, "scale": scale, "value": value, "target": target,
-                    "op": op, "passed": passed, "detail": detail})
+                    "op": op, "passed": passed, "detail": detail, "per_rep": per_rep or []})
 
     for rid, what, num, den, target, op in RATIOS:
         for scale in scales if rid.startswith("B3") else [first]:
@@ -445,12 +458,12 @@ def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
                 # B4: job throughput / copy throughput = copy time / job time (same rows)
                 value = a["median"] / b["median"]
                 add(rid, what, f"{scale:g}", value, target, op,
-                    f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s")
+                    f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s", same_repetition(a, b))
     for name, what, num, den in CONTEXT:
         a, b = cases.get((first, num)), cases.get((first, den))
         if a and b:
             add(name, what, f"{first:g}", a["median"] / b["median"], None, "",
-                f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s")
+                f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s", same_repetition(a, b))
     if len(scales) >= 2:
         small, large = scales[-2], scales[-1]
         a, b = cases.get((large, "job")), cases.get((small, "job"))
@@ -493,13 +506,17 @@ def render(results: dict, notes: str) -> str:  # type: ignore[type-arg]
         "",
         "## Ratios",
         "",
-        "| id | what | SF | ratio | target | result | medians |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "The ratio is that of the medians; \"per repetition\" gives the ratio of the two cases'",
+        "runs in each repetition, where they ran next to each other under the same load.",
+        "",
+        "| id | what | SF | ratio | target | result | medians | per repetition |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in ratios(results):
         target = "" if r["target"] is None else f"{r['op']} {r['target']:g}"
+        per_rep = ", ".join(f"{x:.2f}" for x in r.get("per_rep", []))
         lines.append(f"| {r['id']} | {r['what']} | {r['scale']} | {r['value']:.2f} | {target} "
-                     f"| {mark(r['passed'])} | {r['detail']} |")
+                     f"| {mark(r['passed'])} | {r['detail']} | {per_rep} |")
     lines += [
         "",
         "## Cases",
