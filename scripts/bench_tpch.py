@@ -535,6 +535,11 @@ def render(results: dict, notes: str) -> str:  # type: ignore[type-arg]
                      f"{c['rows']:,} | {c['peak_jvm_mb']:,.0f} | {c['peak_python_mb']:,.0f} |")
     lines += ["", "## Not measured in this run", ""]
     missing = [*results["skipped"], *(f"failed: {e}" for e in results.get("errors", []))]
+    measured = sorted({c["scale"] for c in results["cases"]})
+    if len(measured) < 2:
+        shown = ", ".join(f"{s:g}" for s in measured) or "none"
+        missing.append(f"B5 (scaling): needs two scale factors; this run measured SF {shown} "
+                       "(scale factors not asked for are not run)")
     lines += [f"- {s}" for s in missing] or ["- nothing"]
     if notes:
         lines += ["", notes.strip()]
