@@ -4,9 +4,10 @@ Usage: python scripts/bench_tpch.py [--scales 0.1,1,3] [--repeats 3] [--quick]
                                     [--report docs/BENCHMARKS.md] [--budget-minutes 40]
        python scripts/bench_tpch.py --render docs/BENCHMARKS.json --report docs/BENCHMARKS.md
 
-One SparkSession on ``local[2]`` serves every Spark case; a warm-up run comes first so JVM
-start-up and first-use compilation are not measured. At the first scale factor every case
-runs ``--repeats`` times, the order rotating and reversing between repetitions, each on a fresh
+One SparkSession on ``local[2]`` serves every Spark case; a warm-up (a full load, a MERGE and
+the hand-written script) comes first so JVM start-up and first-use compilation are not measured.
+At the first scale factor every case runs ``--repeats`` times, the order rotating and reversing
+between repetitions, each on a fresh
 warehouse: the job (lineage off), the job without checks (B2), the job with the OpenLineage
 file transport and Spark listener (B6), the same work written by hand (B1,
 scripts/tpch_by_hand.py), a plain CSV -> Parquet copy (B4) and DuckDB (context). At every
@@ -334,6 +335,22 @@ class Plan:
                 shutil.rmtree(warehouse, ignore_errors=True)
             last = time.perf_counter() - began
 
+    def warm_up(self, landing: Path, change_rows: int) -> None:
+        """Not measured: a full load of the job, then a MERGE of a change set into it (so the
+        first measured MERGE does not pay the JVM's first use of Delta's MERGE code), and the
+        hand-written script."""
+        print("warm-up (not counted)", flush=True)
+        warehouse = self.work / "warmup"
+        self.bench.job(landing, warehouse, "lineage.enabled=false")
+        change = land_change(landing, change_rows, "warmup")
+        try:
+            self.bench.job(landing, warehouse, "lineage.enabled=false")
+        finally:
+            change.unlink()
+        self.bench.hand(landing, self.work / "warmup-hand")
+        shutil.rmtree(warehouse, ignore_errors=True)
+        shutil.rmtree(self.work / "warmup-hand", ignore_errors=True)
+
     def scale(self, index: int, scale: float) -> None:
         import land_tpch
 
@@ -341,12 +358,10 @@ class Plan:
         print(f"SF {scale:g}: generating with tpchgen-cli", flush=True)
         landing = folder / "landing"
         land_tpch.land(landing, scale, parts=max(1, round(scale)))
+        # B3 and B5: the same change-set size at every scale from SF 1 on (1 % of SF 1)
+        change_rows = round(CHANGE_SHARE * lineitem_rows(min(scale, 1.0)))
         if index == 0:
-            print("warm-up (not counted)", flush=True)
-            bench.job(landing, self.work / "warmup", "lineage.enabled=false")
-            bench.hand(landing, self.work / "warmup-hand")
-            shutil.rmtree(self.work / "warmup", ignore_errors=True)
-            shutil.rmtree(self.work / "warmup-hand", ignore_errors=True)
+            self.warm_up(landing, change_rows)
         repeats = self.args.repeats if index == 0 else self.args.big_repeats
         base = folder / "base"
 
@@ -364,8 +379,6 @@ class Plan:
 
         self.repeat(scale, list(self.variants) if index == 0 else ["job"], repeats,
                     "full loads", full_load)
-        # B3 and B5: the same change-set size at every scale from SF 1 on (1 % of SF 1)
-        change_rows = round(CHANGE_SHARE * lineitem_rows(min(scale, 1.0)))
         if base.exists():
             change = land_change(landing, change_rows, f"sf{scale:g}")
             self.repeat(scale, ["merge", "merge_noprune"], repeats, "merges", merge)
@@ -412,6 +425,19 @@ class Plan:
 # --------------------------------------------------------------------------------------------
 
 
+MERGE_CASES = ("merge", "merge_noprune")
+
+
+def same_repetition(a: dict, b: dict) -> list[float]:  # type: ignore[type-arg]
+    """The ratio within each repetition (the two cases ran next to each other, under the same
+    load), when both ran in the same loop (full loads, or merges) and every repetition of both
+    succeeded; else nothing."""
+    together = (a["name"] in MERGE_CASES) == (b["name"] in MERGE_CASES)
+    if not together or len(a["times"]) != len(b["times"]):
+        return []
+    return [x / y for x, y in zip(a["times"], b["times"], strict=True)]
+
+
 def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
     """Every ratio the measured cases allow, with its target and verdict."""
     cases = {(c["scale"], c["name"]): c for c in results["cases"]}
@@ -420,10 +446,10 @@ def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
     out = []
 
     def add(rid: str, what: str, scale: str, value: float, target: float | None, op: str,
-            detail: str) -> None:
+            detail: str, per_rep: list[float] | None = None) -> None:
         passed = None if target is None else (value <= target if op == "<=" else value >= target)
         out.append({"id": rid, "what": what, "scale": scale, "value": value, "target": target,
-                    "op": op, "passed": passed, "detail": detail})
+                    "op": op, "passed": passed, "detail": detail, "per_rep": per_rep or []})
 
     for rid, what, num, den, target, op in RATIOS:
         for scale in scales if rid.startswith("B3") else [first]:
@@ -432,12 +458,12 @@ def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
                 # B4: job throughput / copy throughput = copy time / job time (same rows)
                 value = a["median"] / b["median"]
                 add(rid, what, f"{scale:g}", value, target, op,
-                    f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s")
+                    f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s", same_repetition(a, b))
     for name, what, num, den in CONTEXT:
         a, b = cases.get((first, num)), cases.get((first, den))
         if a and b:
             add(name, what, f"{first:g}", a["median"] / b["median"], None, "",
-                f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s")
+                f"{num} {a['median']:.1f}s / {den} {b['median']:.1f}s", same_repetition(a, b))
     if len(scales) >= 2:
         small, large = scales[-2], scales[-1]
         a, b = cases.get((large, "job")), cases.get((small, "job"))
@@ -480,13 +506,17 @@ def render(results: dict, notes: str) -> str:  # type: ignore[type-arg]
         "",
         "## Ratios",
         "",
-        "| id | what | SF | ratio | target | result | medians |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "The ratio is that of the medians; \"per repetition\" gives the ratio of the two cases'",
+        "runs in each repetition, where they ran next to each other under the same load.",
+        "",
+        "| id | what | SF | ratio | target | result | medians | per repetition |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in ratios(results):
         target = "" if r["target"] is None else f"{r['op']} {r['target']:g}"
+        per_rep = ", ".join(f"{x:.2f}" for x in r.get("per_rep", []))
         lines.append(f"| {r['id']} | {r['what']} | {r['scale']} | {r['value']:.2f} | {target} "
-                     f"| {mark(r['passed'])} | {r['detail']} |")
+                     f"| {mark(r['passed'])} | {r['detail']} | {per_rep} |")
     lines += [
         "",
         "## Cases",
@@ -505,6 +535,11 @@ def render(results: dict, notes: str) -> str:  # type: ignore[type-arg]
                      f"{c['rows']:,} | {c['peak_jvm_mb']:,.0f} | {c['peak_python_mb']:,.0f} |")
     lines += ["", "## Not measured in this run", ""]
     missing = [*results["skipped"], *(f"failed: {e}" for e in results.get("errors", []))]
+    measured = sorted({c["scale"] for c in results["cases"]})
+    if len(measured) < 2:
+        shown = ", ".join(f"{s:g}" for s in measured) or "none"
+        missing.append(f"B5 (scaling): needs two scale factors; this run measured SF {shown} "
+                       "(scale factors not asked for are not run)")
     lines += [f"- {s}" for s in missing] or ["- nothing"]
     if notes:
         lines += ["", notes.strip()]

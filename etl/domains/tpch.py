@@ -10,8 +10,10 @@ by key afterwards (only the ship months in the batch are scanned and rewritten).
 recomputed for exactly the ship months of the batch.
 
 Performance: no Python UDF; the small dimensions are broadcast; the batch is computed once
-(persisted for the count, the audit and the write) and every other action reads Delta tables
-or commit metrics (bronze row counts come from the bronze commit, not a ``count()``).
+(persisted for one aggregate that counts its lines, the duplicate versions dropped and its ship
+months, then for the audit and the write; the rejected lines are looked for only when fewer
+lines are valid than were read) and every other action reads Delta tables or commit metrics
+(bronze row counts come from the bronze commit, not a ``count()``).
 
 Order of commits, so that a failure at any point loses nothing and duplicates nothing:
 bronze -> quarantine -> audit -> silver -> gold -> file ledger.
@@ -55,6 +57,8 @@ from etl.writers.delta import (
 )
 from etl.writers.quarantine import write_quarantine
 
+#: The column counting each line's versions in the batch (dropped before the audit).
+VERSIONS = "_versions"
 #: Reference sources in load order: (typer for quarantine, reference transform).
 REFERENCES: dict[str, tuple[Callable[[DataFrame], DataFrame], Callable[[DataFrame], DataFrame]]] = {
     "nation": (type_nation, nation_reference),
@@ -158,14 +162,25 @@ def _load(
         ctx.rows_read = step.rows_in = rows_read
         typed = batch.transform(keep_raw_record(columns)).transform(type_lineitem)
         valid, rejected = split_rejected(typed)
-        ctx.rows_quarantined = write_quarantine(rejected, ctx, silver_target.table, columns)
-        silver_batch = valid.transform(
-            order_lines(refs["orders"], refs["customer"], refs["nation"])
+        lines = valid.transform(
+            order_lines(refs["orders"], refs["customer"], refs["nation"], versions_as=VERSIONS)
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        ctx.rows_loaded = step.rows_out = silver_batch.count()
-        # what is neither loaded nor quarantined is an older version of a line in the batch:
-        # derived rather than counted, which saves a pass over the typed lines
-        ctx.rows_filtered = ctx.rows_read - ctx.rows_quarantined - ctx.rows_loaded
+        # one action computes the batch and counts its lines, the versions the de-duplication
+        # saw (its input: the valid lines) and the ship months, so the duplicates dropped are
+        # counted, not derived, and the counts can fail to reconcile (e.g. a join fan-out)
+        loaded, versions, batch_months = lines.agg(
+            F.count(F.lit(1)), F.sum(VERSIONS), F.collect_set("ship_month")
+        ).first()
+        versions = versions or 0
+        # the versions are the valid lines: when they are all the lines read, none was
+        # rejected, and the batch is not scanned again to look for rejected lines
+        ctx.rows_quarantined = (
+            0 if versions == rows_read
+            else write_quarantine(rejected, ctx, silver_target.table, columns)
+        )
+        silver_batch = lines.drop(VERSIONS)
+        ctx.rows_loaded = step.rows_out = loaded
+        ctx.rows_filtered = versions - loaded
         if ctx.rows_filtered:
             ctx.log.info("duplicate versions of a line in the batch: kept the latest",
                          rows=ctx.rows_filtered)
@@ -178,7 +193,10 @@ def _load(
     )
 
     with ctx.step("publish") as step:
-        months = [r["ship_month"] for r in audited.batch.select("ship_month").distinct().collect()]
+        if audited.batch is silver_batch:  # the gate moved no line: the months counted above
+            months = sorted(batch_months)
+        else:
+            months = [r["ship_month"] for r in audited.batch.select("ship_month").distinct().collect()]
         if months:
             silver: DeltaMerge | DeltaOverwrite
             if table_exists(spark, silver_path):
@@ -196,4 +214,4 @@ def _load(
                 .user_metadata(ctx.run_id).execute(gold)
             )
         step.rows_out = ctx.rows_loaded
-    silver_batch.unpersist()
+    lines.unpersist()

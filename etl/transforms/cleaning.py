@@ -138,20 +138,31 @@ def split_rejected(df: DataFrame) -> tuple[DataFrame, DataFrame]:
     return df.where(~has_errors).drop(ERRORS), df.where(has_errors)
 
 
-def latest_per_key(keys: Sequence[str], order_by: Sequence[str]) -> Transform:
+def latest_per_key(
+    keys: Sequence[str], order_by: Sequence[str], *, count_as: str | None = None
+) -> Transform:
     """Keep one row per key: the greatest by ``order_by`` (compared left to right; ties are
-    broken by every remaining column so the result never depends on partitioning)."""
+    broken by every remaining column so the result never depends on partitioning).
+
+    With ``count_as``, the kept row gets that extra ``bigint`` column: how many rows its key
+    had in the input. It is computed by the same window as the choice, so it costs no extra
+    pass: the sum of the column over the output is the input's row count, and that sum minus
+    the output's row count is the number of rows dropped."""
     if not keys:
         raise ValueError("latest_per_key: keys must name at least one column")
     if not order_by:
         raise ValueError("latest_per_key: order_by must name at least one column")
 
     def transform(df: DataFrame) -> DataFrame:
+        if count_as in df.columns:
+            raise ValueError(f"latest_per_key: count_as {count_as!r} is already a column")
         tie_breakers = [c for c in df.columns if c not in keys and c not in order_by]
         ordering = [F.col(c).desc_nulls_last() for c in [*order_by, *tie_breakers]]
         window = Window.partitionBy(*keys).orderBy(*ordering)
-        return (
-            df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
-        )
+        columns = {"_rank": F.row_number().over(window)}
+        if count_as:
+            whole_key = window.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+            columns[count_as] = F.count(F.lit(1)).over(whole_key)
+        return df.withColumns(columns).where("_rank = 1").drop("_rank")
 
     return transform

@@ -99,16 +99,22 @@ customer_reference = _reference(CUSTOMER_TYPES, "c_custkey")
 nation_reference = _reference(NATION_TYPES, "n_nationkey")
 
 
-def order_lines(orders: DataFrame, customers: DataFrame, nations: DataFrame) -> Transform:
+def order_lines(
+    orders: DataFrame, customers: DataFrame, nations: DataFrame, *, versions_as: str | None = None
+) -> Transform:
     """Valid typed lines -> silver ``order_lines``: the latest version of each
     ``(l_orderkey, l_linenumber)`` (a later landed file wins), ``revenue``
     (``extendedprice * (1 - discount)``), enriched with its order, the order's customer and the
     customer's nation (left joins: a line whose order or customer is unknown keeps nulls there,
     for the quality rules to report). ``customers`` and ``nations`` are broadcast; ``orders``,
-    a fact-sized table, is joined by key."""
+    a fact-sized table, is joined by key.
+
+    With ``versions_as``, each line also carries that column (last): how many versions of it
+    the input had (see `latest_per_key`'s ``count_as``), so a job can count the versions it
+    dropped in the same pass that counts the lines."""
 
     def transform(df: DataFrame) -> DataFrame:
-        latest = df.transform(latest_per_key(list(LINE_KEY), list(SEQUENCE)))
+        latest = df.transform(latest_per_key(list(LINE_KEY), list(SEQUENCE), count_as=versions_as))
         buyers = customers.select(
             "c_custkey", "c_name", "c_mktsegment", "c_nationkey"
         ).join(F.broadcast(nations.select("n_nationkey", "n_name")),
@@ -122,7 +128,8 @@ def order_lines(orders: DataFrame, customers: DataFrame, nations: DataFrame) -> 
             F.broadcast(buyers), F.col("o_custkey") == F.col("c_custkey"), "left"
         )
         revenue = (F.col("l_extendedprice") * (F.lit(1) - F.col("l_discount"))).cast("decimal(18,4)")
-        return enriched.withColumn("revenue", revenue).select(*SILVER_COLUMNS)
+        columns = [*SILVER_COLUMNS, versions_as] if versions_as else list(SILVER_COLUMNS)
+        return enriched.withColumn("revenue", revenue).select(*columns)
 
     return transform
 

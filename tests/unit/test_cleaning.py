@@ -304,6 +304,25 @@ def test_latest_per_key_with_a_composite_key(spark):
     assert_df_equality(actual, expected, ignore_row_order=True)
 
 
+def test_latest_per_key_counts_the_rows_of_each_key_when_asked(spark):
+    df = spark.createDataFrame(
+        [("a", 1, "a1"), ("a", 3, "a3"), ("a", 2, "a2"), ("b", 1, "b1")], VERSIONS
+    )
+
+    actual = df.transform(latest_per_key(["k"], ["seq"], count_as="n"))
+
+    expected = spark.createDataFrame([("a", 3, "a3", 3), ("b", 1, "b1", 1)], VERSIONS + ", n long")
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_latest_per_key_refuses_a_count_column_that_exists(spark):
+    df = spark.createDataFrame([("a", 1, "a1")], VERSIONS)
+
+    with pytest.raises(ValueError) as info:
+        df.transform(latest_per_key(["k"], ["seq"], count_as="v"))
+    assert str(info.value) == "latest_per_key: count_as 'v' is already a column"
+
+
 @pytest.mark.parametrize(
     ("keys", "order_by", "message"),
     [
