@@ -168,9 +168,10 @@ def _load(
         # one action computes the batch and counts its lines, the versions the de-duplication
         # saw (its input: the valid lines) and the ship months, so the duplicates dropped are
         # counted, not derived, and the counts can fail to reconcile (e.g. a join fan-out)
-        loaded, versions, batch_months = lines.agg(
+        totals = lines.agg(
             F.count(F.lit(1)), F.sum(VERSIONS), F.collect_set("ship_month")
         ).first()
+        loaded, versions, batch_months = totals if totals is not None else (0, 0, [])
         versions = versions or 0
         # the versions are the valid lines: when they are all the lines read, none was
         # rejected, and the batch is not scanned again to look for rejected lines

@@ -15,7 +15,9 @@ from tests.orchestration_dist import ROOT, dist  # noqa: F401 - fixture
 
 PACKAGES = (
     "io.delta:delta-spark_2.12:3.3.2,com.amazon.deequ:deequ:2.0.7-spark-3.5,org.postgresql:postgresql:42.7.8,"
-    "org.apache.hadoop:hadoop-aws:3.3.4,io.openlineage:openlineage-spark_2.12:1.53.0"
+    "org.apache.hadoop:hadoop-aws:3.3.4,io.openlineage:openlineage-spark_2.12:1.53.0,"
+    "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3,"
+    "org.apache.spark:spark-token-provider-kafka-0-10_2.12:3.5.3"
 )
 ROOT_URI = "gs://etl-artefacts/etl/0.1.0"
 DEPLOY = ["--set", "deploy.dataproc.artifacts_uri=gs://etl-artefacts/etl",

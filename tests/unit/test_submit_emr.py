@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 ENDPOINT = os.environ.get("ETL_S3_ENDPOINT", "http://127.0.0.1:5055")
 PACKAGES = (
     "io.delta:delta-spark_2.12:3.3.2,com.amazon.deequ:deequ:2.0.7-spark-3.5,org.postgresql:postgresql:42.7.8,"
-    "org.apache.hadoop:hadoop-aws:3.3.4,io.openlineage:openlineage-spark_2.12:1.53.0"
+    "org.apache.hadoop:hadoop-aws:3.3.4,io.openlineage:openlineage-spark_2.12:1.53.0,"
+    "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3,"
+    "org.apache.spark:spark-token-provider-kafka-0-10_2.12:3.5.3"
 )
 
 

@@ -30,7 +30,9 @@ def test_dist_command_uses_only_the_artefacts(dist):  # noqa: F811
         "--name", "etl-flights",
         "--packages", ("io.delta:delta-spark_2.12:3.3.2,com.amazon.deequ:deequ:2.0.7-spark-3.5,"
                       "org.postgresql:postgresql:42.7.8,org.apache.hadoop:hadoop-aws:3.3.4,"
-                      "io.openlineage:openlineage-spark_2.12:1.53.0"),
+                      "io.openlineage:openlineage-spark_2.12:1.53.0,"
+                      "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.3,"
+                      "org.apache.spark:spark-token-provider-kafka-0-10_2.12:3.5.3"),
         "--py-files", f"{dist}/etl-0.1.0-py3-none-any.whl,{dist}/deps.zip",
         "--archives", f"{dist}/conf.zip#conf",
         "--conf", f"spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:{dist}/log4j2.properties",
