@@ -1,18 +1,20 @@
 """TPC-H benchmark of the tpch job: B1..B6 ratios side by side, DuckDB for context.
 
-Usage: python scripts/bench_tpch.py [--scales 0.1,1,3] [--repeats 3] [--quick]
-                                    [--report docs/BENCHMARKS.md] [--budget-minutes 40]
+Usage: python scripts/bench_tpch.py [--scales 0.1,1,3] [--full-at 1] [--repeats 3]
+                                    [--big-repeats 2] [--quick] [--report docs/BENCHMARKS.md]
+                                    [--budget-minutes 90]
        python scripts/bench_tpch.py --render docs/BENCHMARKS.json --report docs/BENCHMARKS.md
 
 One SparkSession on ``local[2]`` serves every Spark case; a warm-up (a full load, a MERGE and
 the hand-written script) comes first so JVM start-up and first-use compilation are not measured.
-At the first scale factor every case runs ``--repeats`` times, the order rotating and reversing
-between repetitions, each on a fresh
-warehouse: the job (lineage off), the job without checks (B2), the job with the OpenLineage
-file transport and Spark listener (B6), the same work written by hand (B1,
-scripts/tpch_by_hand.py), a plain CSV -> Parquet copy (B4) and DuckDB (context). At every
-scale the job's full load and its incremental runs merging a 1 % change set (with and
-without partition pruning; B3) are measured; B5 compares the two largest scales. Peak resident
+At the ``--full-at`` scale factor (SF 1 by default) every case runs ``--repeats`` times, the
+order rotating and reversing between repetitions, each on a fresh warehouse: the job (lineage
+off), the job without checks (B2), the job with the OpenLineage file transport and Spark
+listener (B6), the same work written by hand (B1, scripts/tpch_by_hand.py), a plain CSV ->
+Parquet copy (B4) and DuckDB (context). At every other scale the job's full load is measured
+(``--repeats`` times below that scale, ``--big-repeats`` above it). At every scale the job's
+incremental runs merging a change set (with and without partition pruning; B3) are measured;
+B5 compares the two largest scales. Peak resident
 memory of the JVM (driver and executor are one process on local[2]) and of the Python process
 is sampled from the OS during each case. Medians, ratios, targets and pass/fail are printed and,
 with ``--report``, written as Markdown (plus the raw figures as JSON next to it), so the report
@@ -351,6 +353,17 @@ class Plan:
         shutil.rmtree(warehouse, ignore_errors=True)
         shutil.rmtree(self.work / "warmup-hand", ignore_errors=True)
 
+    def repeats_at(self, scale: float) -> int:
+        return self.args.big_repeats if scale > self.args.full_at else self.args.repeats
+
+    def needs(self, job_seconds: float, scale: float) -> float:
+        """The seconds a scale's cases are expected to take, from the job's time there."""
+        if scale == self.args.full_at:  # every case; the copy and DuckDB are short
+            full = job_seconds * (len(self.variants) - 1.5)
+        else:
+            full = job_seconds
+        return (full + 0.5 * job_seconds) * self.repeats_at(scale)  # + the two merges
+
     def scale(self, index: int, scale: float) -> None:
         import land_tpch
 
@@ -362,7 +375,7 @@ class Plan:
         change_rows = round(CHANGE_SHARE * lineitem_rows(min(scale, 1.0)))
         if index == 0:
             self.warm_up(landing, change_rows)
-        repeats = self.args.repeats if index == 0 else self.args.big_repeats
+        repeats = self.repeats_at(scale)
         base = folder / "base"
 
         def full_load(name: str, warehouse: Path) -> None:
@@ -377,7 +390,8 @@ class Plan:
             bench.measure(scale, name, functools.partial(
                 bench.job, landing, warehouse, "lineage.enabled=false", *extra))
 
-        self.repeat(scale, list(self.variants) if index == 0 else ["job"], repeats,
+        every_case = scale == self.args.full_at
+        self.repeat(scale, list(self.variants) if every_case else ["job"], repeats,
                     "full loads", full_load)
         if base.exists():
             change = land_change(landing, change_rows, f"sf{scale:g}")
@@ -409,8 +423,10 @@ class Plan:
             self.save()
             remaining = ", ".join(f"{s:g}" for s in scales[index + 1:])
             job = self.bench.cases.get((scale, "job"))
-            # the next scale's full load and two merges, from this scale's job time per line
-            needs = 1.5 * job.median * scales[index + 1] / scale if remaining and job else 0.0
+            # the next scale's cases, from this scale's job time per line
+            following = scales[index + 1] if remaining else scale
+            needs = (self.needs(job.median * following / scale, following)
+                     if remaining and job else 0.0)
             if remaining and self.over_budget(
                     f"scale factors {remaining} (they would not end within the time budget of "
                     f"{self.args.budget_minutes:g} min)", needs=needs):
@@ -442,7 +458,7 @@ def ratios(results: dict) -> list[dict]:  # type: ignore[type-arg]
     """Every ratio the measured cases allow, with its target and verdict."""
     cases = {(c["scale"], c["name"]): c for c in results["cases"]}
     scales = sorted({c["scale"] for c in results["cases"]})
-    first = results["scales"][0]
+    first = results.get("full_at", results["scales"][0])
     out = []
 
     def add(rid: str, what: str, scale: str, value: float, target: float | None, op: str,
@@ -584,12 +600,17 @@ def versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.1,1,3", help="TPC-H scale factors (0.1,1,3)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per case at the first SF")
-    parser.add_argument("--big-repeats", type=int, default=2, help="runs per case at later SFs")
+    parser.add_argument("--full-at", type=float,
+                        help="the SF at which every case runs (default: 1 when measured, else "
+                             "the first SF)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per case up to the --full-at SF (default 3)")
+    parser.add_argument("--big-repeats", type=int, default=2,
+                        help="runs per case above the --full-at SF (default 2)")
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke: SF 0.01, one repetition, 10 minutes")
-    parser.add_argument("--budget-minutes", type=float, default=40.0,
-                        help="stop adding repetitions and scales after this (default 40)")
+    parser.add_argument("--budget-minutes", type=float, default=90.0,
+                        help="stop adding repetitions and scales after this (default 90)")
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--work", help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--report", type=Path, help="write the Markdown report here (+ .json)")
@@ -608,10 +629,15 @@ def main(argv: list[str] | None = None) -> int:
             args.scales, args.repeats, args.big_repeats = "0.01", 1, 1
             args.budget_minutes = min(args.budget_minutes, 10.0)
         args.scales = [float(s) for s in args.scales.split(",")]
+        if args.full_at is None:
+            args.full_at = 1.0 if 1.0 in args.scales else args.scales[0]
+        if args.full_at not in args.scales:
+            parser.error(f"--full-at {args.full_at:g} is not one of --scales")
         results = {
             "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
             "command": " ".join(["python scripts/bench_tpch.py", *(argv or sys.argv[1:])]),
-            "scales": args.scales, "machine": machine(), "versions": versions(),
+            "scales": args.scales, "full_at": args.full_at, "machine": machine(),
+            "versions": versions(),
             "cases": [], "skipped": [], "errors": [], "change_rows": {},
         }
         Plan(args, results).run()

@@ -120,7 +120,8 @@ def run(spark: SparkSession, landing: str, warehouse: str) -> int:
 
     valid = typed.where(F.size("_errors") == 0).drop("_errors", "_record", "_corrupt_record")
     silver = (
-        _latest(valid, ["l_orderkey", "l_linenumber"])
+        # partitioned by order key: the window and the join with orders share one shuffle
+        _latest(valid.repartition("l_orderkey"), ["l_orderkey", "l_linenumber"])
         .join(typed_orders, F.col("l_orderkey") == F.col("o_orderkey"), "left")
         .join(F.broadcast(buyers), F.col("o_custkey") == F.col("c_custkey"), "left")
         .withColumn("revenue", (F.col("l_extendedprice") * (1 - F.col("l_discount")))

@@ -9,7 +9,10 @@ nation, audited with Deequ, then published to silver: built in one write the fir
 by key afterwards (only the ship months in the batch are scanned and rewritten). Gold is
 recomputed for exactly the ship months of the batch.
 
-Performance: no Python UDF; the small dimensions are broadcast; the batch is computed once
+Performance: no Python UDF; the small dimensions are broadcast; the lines are shuffled once
+(by order key, for both the de-duplication and the join with ``orders``), carrying only the
+columns silver keeps; a merge run of at most ``SMALL_BATCH_LINES`` lines types and
+de-duplicates only the orders its lines name (their keys broadcast); the batch is computed once
 (persisted for one aggregate that counts its lines, the duplicate versions dropped and its ship
 months, then for the audit and the write; the rejected lines are looked for only when fewer
 lines are valid than were read) and every other action reads Delta tables or commit metrics
@@ -59,12 +62,13 @@ from etl.writers.quarantine import write_quarantine
 
 #: The column counting each line's versions in the batch (dropped before the audit).
 VERSIONS = "_versions"
-#: Reference sources in load order: (typer for quarantine, reference transform).
-REFERENCES: dict[str, tuple[Callable[[DataFrame], DataFrame], Callable[[DataFrame], DataFrame]]] = {
-    "nation": (type_nation, nation_reference),
-    "customer": (type_customer, customer_reference),
-    "orders": (type_orders, orders_reference),
+#: Reference sources in load order, with the typer whose rejects they quarantine.
+REFERENCE_TYPERS: dict[str, Callable[[DataFrame], DataFrame]] = {
+    "nation": type_nation, "customer": type_customer, "orders": type_orders,
 }
+#: A merge run with at most this many lines enriches them from the orders they name (their
+#: keys broadcast) instead of typing and de-duplicating every order.
+SMALL_BATCH_LINES = 1_000_000
 
 
 def merge_prune(config: JobConfig) -> bool:
@@ -108,10 +112,10 @@ def _references(
     spark: SparkSession, ctx: RunContext, config: JobConfig, ledger: FileLedger,
     ingested: dict[str, list[LandedFile]],
 ) -> dict[str, DataFrame]:
-    """The typed reference tables (latest version of each key). Rows of newly ingested files
+    """The bronze reference tables, landed files ingested first. Rows of newly ingested files
     that fail typing are quarantined once, when their file is ingested."""
     frames = {}
-    for name, (typer, reference) in REFERENCES.items():
+    for name, typer in REFERENCE_TYPERS.items():
         source = config.source(name)
         bronze = ctx.warehouse.table("bronze", config.target(f"bronze_{name}").table)
         if _ingest_new(spark, ctx, config, ledger, name, ingested) is not None:
@@ -121,7 +125,7 @@ def _references(
             count = write_quarantine(rejected, ctx, name, list(source.columns))
             if count:
                 ctx.note("reference rows quarantined", source=name, rows=count)
-        frames[name] = read_delta(spark, bronze).transform(reference)
+        frames[name] = read_delta(spark, bronze)
     return frames
 
 
@@ -162,9 +166,14 @@ def _load(
         ctx.rows_read = step.rows_in = rows_read
         typed = batch.transform(keep_raw_record(columns)).transform(type_lineitem)
         valid, rejected = split_rejected(typed)
-        lines = valid.transform(
-            order_lines(refs["orders"], refs["customer"], refs["nation"], versions_as=VERSIONS)
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        small = rows_read <= SMALL_BATCH_LINES and table_exists(spark, silver_path)
+        orders = refs["orders"].transform(
+            orders_reference, valid.select(F.col("l_orderkey").alias("o_orderkey")) if small else None
+        )
+        lines = valid.transform(order_lines(
+            orders, refs["customer"].transform(customer_reference),
+            refs["nation"].transform(nation_reference), versions_as=VERSIONS,
+        )).persist(StorageLevel.MEMORY_AND_DISK)
         # one action computes the batch and counts its lines, the versions the de-duplication
         # saw (its input: the valid lines) and the ship months, so the duplicates dropped are
         # counted, not derived, and the counts can fail to reconcile (e.g. a join fan-out)

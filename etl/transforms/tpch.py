@@ -13,6 +13,8 @@ Spark's built-in functions only (no Python UDF), so the whole job runs in the JV
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -57,6 +59,10 @@ SILVER_COLUMNS = (
     "_source_file", "_source_modified", "_run_id", "_ingested_at",
 )
 GOLD_COLUMNS = ("ship_month", "nation", "orders", "lines", "quantity", "revenue")
+#: The columns of a line that silver keeps (the others come from the enrichment).
+LINE_COLUMNS = tuple(
+    c for c in SILVER_COLUMNS if c != "revenue" and not c.startswith(("o_", "c_", "n_"))
+)
 
 
 def _typer(types: dict[str, str], required: tuple[str, ...]) -> Transform:
@@ -80,12 +86,19 @@ def type_lineitem(df: DataFrame) -> DataFrame:
     return typed.withColumn("ship_month", F.trunc("l_shipdate", "month"))
 
 
-def _reference(types: dict[str, str], key: str) -> Transform:
+def _reference(types: dict[str, str], key: str) -> Callable[..., DataFrame]:
     """Typed, valid reference rows: the latest landed version of each key, typed columns only.
-    (Rows that fail typing are quarantined by the job when their file is ingested.)"""
+    (Rows that fail typing are quarantined by the job when their file is ingested.)
 
-    def transform(df: DataFrame) -> DataFrame:
+    With ``only`` (a frame with a ``key`` column), only those keys: they are broadcast and
+    matched after typing, before the de-duplication, so a small batch's enrichment sorts the
+    few rows it needs, not the whole table."""
+
+    def transform(df: DataFrame, only: DataFrame | None = None) -> DataFrame:
         valid, _ = split_rejected(df.transform(_typer(types, (key,))))
+        valid = valid.select(*types, *SEQUENCE)  # only what is kept goes through the sort
+        if only is not None:
+            valid = valid.join(F.broadcast(only.select(key).distinct()), key, "left_semi")
         return valid.transform(latest_per_key([key], list(SEQUENCE))).select(*types)
 
     return transform
@@ -114,7 +127,13 @@ def order_lines(
     dropped in the same pass that counts the lines."""
 
     def transform(df: DataFrame) -> DataFrame:
-        latest = df.transform(latest_per_key(list(LINE_KEY), list(SEQUENCE), count_as=versions_as))
+        # only the columns silver keeps go through the sort (not the raw record or comment);
+        # partitioned by order key, the de-duplication's window and the join with ``orders``
+        # share one shuffle of the lines
+        latest = (
+            df.select(*LINE_COLUMNS).repartition("l_orderkey")
+            .transform(latest_per_key(list(LINE_KEY), list(SEQUENCE), count_as=versions_as))
+        )
         buyers = customers.select(
             "c_custkey", "c_name", "c_mktsegment", "c_nationkey"
         ).join(F.broadcast(nations.select("n_nationkey", "n_name")),

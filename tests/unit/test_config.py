@@ -70,7 +70,8 @@ def test_real_flights_config_loads_typed_values(conf_dir):
         driver_memory="4g",
         jars_dir=".jars",
         log_level="WARN",
-        conf={"spark.sql.session.timeZone": "UTC", "spark.sql.adaptive.enabled": "true"},
+        conf={"spark.sql.session.timeZone": "UTC", "spark.sql.adaptive.enabled": "true",
+              "spark.databricks.delta.snapshotPartitions": "2"},
     )
     assert config.paths == PathSettings(warehouse="./warehouse", landing="./landing")
     assert config.logging == LoggingSettings(format="console", level="INFO")
@@ -356,8 +357,8 @@ def test_wrong_type_in_the_env_file(conf, value, message):
          "logging.level: expected one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', got 'LOUD' (str)"),
         ("spark:\n  app_name: etl", "spark:\n  app_name: [etl]",
          "spark.app_name: expected a string, got a list"),
-        ('  conf:\n    spark.sql.session.timeZone: UTC\n    spark.sql.adaptive.enabled: "true"',
-         "  conf: none", "spark.conf: expected a mapping, got 'none' (str)"),
+        ("lineage:\n  enabled: true\n  namespace: ${ETL_LINEAGE_NAMESPACE:-etl}\n  transport: file",
+         "lineage: none", "lineage: expected a mapping, got 'none' (str)"),
     ],
 )
 def test_wrong_type_in_the_base_file(conf, old, new, message):
