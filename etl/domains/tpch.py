@@ -25,6 +25,7 @@ bronze -> quarantine -> audit -> silver -> gold -> file ledger.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -113,20 +114,32 @@ def _references(
     ingested: dict[str, list[LandedFile]],
 ) -> dict[str, DataFrame]:
     """The bronze reference tables, landed files ingested first. Rows of newly ingested files
-    that fail typing are quarantined once, when their file is ingested."""
-    frames = {}
+    that fail typing are quarantined once, when their file is ingested: one action counts the
+    rejects of every newly ingested reference, and only those with some are written."""
+    frames, rejects = {}, {}
     for name, typer in REFERENCE_TYPERS.items():
         source = config.source(name)
         bronze = ctx.warehouse.table("bronze", config.target(f"bronze_{name}").table)
         if _ingest_new(spark, ctx, config, ledger, name, ingested) is not None:
             landed = (read_delta(spark, bronze) if source.kind == "snapshot"
                       else _new_rows(spark, bronze, ingested[name]))
-            _, rejected = split_rejected(landed.transform(typer))
-            count = write_quarantine(rejected, ctx, name, list(source.columns))
-            if count:
-                ctx.note("reference rows quarantined", source=name, rows=count)
+            rejects[name] = split_rejected(landed.transform(typer))[1]
         frames[name] = read_delta(spark, bronze)
+    for name, counted in _row_counts(rejects).items():
+        if counted:
+            written = write_quarantine(rejects[name], ctx, name, list(config.source(name).columns))
+            ctx.note("reference rows quarantined", source=name, rows=written)
     return frames
+
+
+def _row_counts(frames: dict[str, DataFrame]) -> dict[str, int]:
+    """The number of rows of each frame, counted by one Spark action."""
+    if not frames:
+        return {}
+    counts = [df.agg(F.count(F.lit(1)).alias(name)) for name, df in frames.items()]
+    row = reduce(DataFrame.crossJoin, counts).first()
+    assert row is not None
+    return {name: int(row[name]) for name in frames}
 
 
 def run(spark: SparkSession, ctx: RunContext, config: JobConfig) -> None:

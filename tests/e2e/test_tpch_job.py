@@ -74,7 +74,8 @@ def test_tpch_first_load_then_merge(spark, tmp_path):
          ["o_orderkey", "o_custkey", "o_orderstatus", "o_totalprice", "o_orderdate",
           "o_orderpriority", "o_clerk", "o_shippriority", "o_comment"],
          [["1", "10", "O", "1.00", "1996-01-02", "5-LOW", "c", "0", "x"],
-          ["2", "20", "F", "1.00", "1996-01-03", "1-URGENT", "c", "0", "x"]])
+          ["2", "20", "F", "1.00", "1996-01-03", "1-URGENT", "c", "0", "x"],
+          ["y", "20", "F", "1.00", "1996-01-03", "1-URGENT", "c", "0", "x"]])  # quarantined
     land(landing, "lineitem", "lineitem.1.csv", LINE_HEADER, [
         line(1, 1, "10", "1000.00", "0.10", "1996-03-13"),
         line(1, 2, "5", "500.00", "0.00", "1996-04-12"),
@@ -103,6 +104,12 @@ def test_tpch_first_load_then_merge(spark, tmp_path):
         ["l_quantity: cannot parse 'x' as decimal(15,2)"],
         ["quantity_positive: a line has a positive quantity; other lines are quarantined"],
     ]
+    # a reference row that does not type is quarantined under its source, once
+    orders = spark.read.format("delta").load(str(warehouse / "quarantine" / "orders"))
+    assert [(r["reasons"], r["source_file"].rsplit("/", 1)[1]) for r in orders.collect()] == [
+        (["o_orderkey: cannot parse 'y' as bigint", "o_orderkey: required value missing"],
+         "orders.1.csv"),
+    ]
 
     land(landing, "lineitem", "lineitem.3.csv", LINE_HEADER, [
         line(2, 1, "25", "2500.00", "0.05", "1996-03-01", flag="R"),  # update
@@ -112,6 +119,7 @@ def test_tpch_first_load_then_merge(spark, tmp_path):
         line(2, 3, "2", "200.00", "0.00", "1996-05-02"),  # newer version of the insert
     ], hours=3)
     second = run_job(config, spark=spark)
+    assert spark.read.format("delta").load(str(warehouse / "quarantine" / "orders")).count() == 1
 
     # the older version of (2, 3) is counted as filtered by the de-duplication itself
     assert (second.rows_read, second.rows_loaded, second.rows_quarantined, second.rows_filtered) == (
