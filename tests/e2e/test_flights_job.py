@@ -34,7 +34,6 @@ class Flights:
 
     def __init__(self, spark, root: Path, conf_dir: Path = ROOT / "conf"):
         self.spark = spark
-        self.root = root
         self.warehouse = root / "warehouse"
         self.landing = root / "landing"
         self.conf_dir = conf_dir
@@ -86,25 +85,10 @@ ARR_DELAY, CARRIER, FLIGHT, TIME_HOUR = (HEADER.index(c) for c in
 
 
 @pytest.fixture(scope="module")
-def first_run(spark, tmp_path_factory):
-    """One first run of the job for the whole module (in a folder with spaces: file identity is
-    URL-encoded), and a copy of its landing and warehouse as that run left them."""
-    flights = Flights(spark, tmp_path_factory.mktemp("loaded") / "a folder with spaces")
+def loaded(spark, tmp_path_factory):
+    """One first run shared by the read-only tests of this module."""
+    flights = Flights(spark, tmp_path_factory.mktemp("loaded"))
     ctx = flights.run()
-    saved = tmp_path_factory.mktemp("saved") / "root"
-    shutil.copytree(flights.root, saved)  # keeps the files' modification times (their identity)
-    return flights, ctx, saved
-
-
-@pytest.fixture()
-def loaded(spark, first_run):
-    """The state right after the first run, restored at the same path for each test (the ledger
-    knows landed files by absolute path); Delta's cache of table logs is dropped, as it still
-    holds the versions a previous test committed."""
-    flights, ctx, saved = first_run
-    shutil.rmtree(flights.root)
-    shutil.copytree(saved, flights.root)
-    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
     return flights, ctx
 
 
@@ -175,8 +159,9 @@ def test_run_record_and_ledger(loaded):
     assert ledger.where("source != 'flights'").count() == 4
 
 
-def test_rerun_with_nothing_new_changes_no_table(loaded):
-    flights, _ = loaded  # in a folder with spaces: file identity is URL-encoded
+def test_rerun_with_nothing_new_changes_no_table(spark, tmp_path):
+    flights = Flights(spark, tmp_path / "a folder with spaces")  # file identity is URL-encoded
+    flights.run()
     tables = [("bronze", "flights"), ("silver", "flights"), ("gold", "carrier_daily_performance"),
               ("bronze", "weather")]
     before = {t: flights.version(*t) for t in tables}
@@ -185,8 +170,9 @@ def test_rerun_with_nothing_new_changes_no_table(loaded):
     assert {t: flights.version(*t) for t in tables} == before
 
 
-def test_late_correction_replaces_exactly_its_rows_and_dates(loaded):
-    flights, _ = loaded
+def test_late_correction_replaces_exactly_its_rows_and_dates(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
     silver_before = flights.table("silver", "flights").localCheckpoint()
     gold_before = flights.table("gold", "carrier_daily_performance").localCheckpoint()
 
@@ -214,8 +200,9 @@ def test_late_correction_replaces_exactly_its_rows_and_dates(loaded):
     assert gold_after.count() == gold_before.count()
 
 
-def test_older_file_never_overwrites_newer_version(loaded):
-    flights, _ = loaded
+def test_older_file_never_overwrites_newer_version(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
     original = landed_rows(flights.landing)[0]
     stale = [*original[:ARR_DELAY], "999", *original[ARR_DELAY + 1:]]
     flights.land_file("flights_2012_stale.csv", [stale], modified=dt.datetime(2020, 1, 1))
@@ -277,8 +264,9 @@ def test_failed_quality_gate_publishes_nothing(spark, tmp_path):
     assert [r.status for r in runs.where("record_type = 'run'").collect()] == ["quality_failed"]
 
 
-def test_backfill_twice_leaves_identical_tables(loaded):
-    flights, _ = loaded
+def test_backfill_twice_leaves_identical_tables(spark, tmp_path):
+    flights = Flights(spark, tmp_path)
+    flights.run()
     silver_v1 = flights.table("silver", "flights").localCheckpoint()
     day = dt.date(2013, 2, 1)
     ctx = flights.run(date_from=day, date_to=day)
