@@ -20,7 +20,8 @@ def main(warehouse: str, topic: str, jars_dir: str) -> None:
 
     spark = get_spark(SparkSettings(
         app_name="kafka-driver", master="local[1]", shuffle_partitions=1, driver_memory="1g",
-        jars_dir=jars_dir, log_level="ERROR", conf={"spark.sql.session.timeZone": "UTC"},
+        jars_dir=jars_dir, log_level="ERROR", conf={"spark.sql.session.timeZone": "UTC",
+                                                "spark.databricks.delta.snapshotPartitions": "1"},
     ))
     ctx = RunContext(job=JOB, env="test", warehouse=Warehouse.at(warehouse), landing=warehouse)
 

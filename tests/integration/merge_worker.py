@@ -21,6 +21,7 @@ def main(path: str, year: int, barrier: Path, jars_dir: str) -> None:
     spark = get_spark(SparkSettings(
         app_name=f"merge-worker-{year}", master="local[1]", shuffle_partitions=1,
         driver_memory="1g", jars_dir=jars_dir, log_level="ERROR",
+        conf={"spark.databricks.delta.snapshotPartitions": "1"},
     ))
     batch = spark.createDataFrame(
         [(year * 10 + 1, f"updated {year}", 2, year), (year * 10 + 9, f"new {year}", 1, year)],

@@ -79,6 +79,7 @@ def test_flights_job_on_a_standalone_cluster_from_the_built_artefacts(spark, tmp
         done = run([str(ROOT / "spark-submit.sh"), "--master", f"spark://127.0.0.1:{port}",
                     "--dist", str(dist), "--conf", "spark.executor.memory=512m",
                     "--conf", "spark.cores.max=1", "--conf", "spark.ui.enabled=false",
+                    "--conf", "spark.databricks.delta.snapshotPartitions=2",
                     "flights", "--set", "spark.shuffle_partitions=2"], submit_env, work)
         assert "rows: read 842 = loaded 842 + quarantined 0 + filtered (older duplicate versions) 0" \
             in done.stdout

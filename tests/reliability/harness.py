@@ -41,6 +41,7 @@ def start_run(warehouse: Path, landing: Path, *, fault: str | None = None,
         "--set", f"paths.warehouse={warehouse}", "--set", f"paths.landing={landing}",
         "--set", "spark.master=local[2]", "--set", "spark.driver_memory=1g",
         "--set", "spark.shuffle_partitions=2", "--set", f"spark.jars_dir={ROOT / '.jars'}",
+        "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2",
         *extra,
     ]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,

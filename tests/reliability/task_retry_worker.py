@@ -24,6 +24,7 @@ def main(work: Path, jars_dir: str) -> None:
     spark = get_spark(SparkSettings(
         app_name="task-retry-worker", master="local[2,2]", shuffle_partitions=2,
         driver_memory="1g", jars_dir=jars_dir, log_level="ERROR",
+        conf={"spark.databricks.delta.snapshotPartitions": "2"},
     ))
     markers = work / "failures"
     markers.mkdir(parents=True, exist_ok=True)
