@@ -423,9 +423,12 @@ class Plan:
             self.save()
             remaining = ", ".join(f"{s:g}" for s in scales[index + 1:])
             job = self.bench.cases.get((scale, "job"))
-            # the next scale's cases, from this scale's job time per line
+            merge = self.bench.cases.get((scale, "merge"))
             following = scales[index + 1] if remaining else scale
-            needs = (self.needs(job.median * following / scale, following)
+            # the next scale's job time: its fixed cost per run (about a merge run's time) plus
+            # this scale's rest, grown with the lines
+            fixed = min(merge.median, job.median) if merge else 0.0
+            needs = (self.needs(fixed + (job.median - fixed) * following / scale, following)
                      if remaining and job else 0.0)
             if remaining and self.over_budget(
                     f"scale factors {remaining} (they would not end within the time budget of "
