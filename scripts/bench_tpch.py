@@ -44,12 +44,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-#: (id, what, numerator case, denominator case, target, "<=" or ">=")
+#: (id, what, numerator case, denominator case, target (None: context only), "<=" or ">=")
 RATIOS = (
     ("B1", "overhead: job / hand-written PySpark", "job", "hand", 1.05, "<="),
     ("B2", "quality cost: job with checks / without", "job", "nochecks", 1.3, "<="),
     ("B3", "incremental: 1 % MERGE run / full rebuild run", "merge", "job", 0.25, "<="),
-    ("B3p", "MERGE with pruning / without pruning", "merge", "merge_noprune", 1.0, "<="),
+    ("B3n", "incremental, no pruning: MERGE run without the months / full rebuild",
+     "merge_noprune", "job", 0.25, "<="),
+    ("B3p", "MERGE with pruning / without pruning (context)", "merge", "merge_noprune", None, ""),
     ("B4", "engine limit: job throughput / CSV->Parquet copy throughput", "copy", "job", 0.5,
      ">="),
     ("B6", "lineage: job with OpenLineage file + listener / without", "lineage", "job", 1.05,
@@ -427,7 +429,7 @@ class Plan:
             following = scales[index + 1] if remaining else scale
             # the next scale's job time: its fixed cost per run (about a merge run's time) plus
             # this scale's rest, grown with the lines
-            fixed = min(merge.median, job.median) if merge else 0.0
+            fixed = min(merge.median, job.median) if merge and job else 0.0
             needs = (self.needs(fixed + (job.median - fixed) * following / scale, following)
                      if remaining and job else 0.0)
             if remaining and self.over_budget(
