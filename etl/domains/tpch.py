@@ -174,12 +174,13 @@ def _load(
     silver_target = config.target("silver_order_lines")
     silver_path = ctx.warehouse.table("silver", silver_target.table)
     gold_path = ctx.warehouse.table("gold", config.target("gold_revenue").table)
+    merging = table_exists(spark, silver_path)  # else the first load writes silver
 
     with ctx.step("transform") as step:
         ctx.rows_read = step.rows_in = rows_read
         typed = batch.transform(keep_raw_record(columns)).transform(type_lineitem)
         valid, rejected = split_rejected(typed)
-        small = rows_read <= SMALL_BATCH_LINES and table_exists(spark, silver_path)
+        small = merging and rows_read <= SMALL_BATCH_LINES
         orders = refs["orders"].transform(
             orders_reference, valid.select(F.col("l_orderkey").alias("o_orderkey")) if small else None
         )
@@ -222,7 +223,7 @@ def _load(
             months = [r["ship_month"] for r in audited.batch.select("ship_month").distinct().collect()]
         if months:
             silver: DeltaMerge | DeltaOverwrite
-            if table_exists(spark, silver_path):
+            if merging:
                 silver = (
                     DeltaMerge(spark, silver_path).keys(*LINE_KEY).sequence_by(*SEQUENCE)
                     .partitioned_by(*PARTITION_BY, prune=prune)
