@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -70,6 +70,13 @@ def _latest(df: DataFrame, keys: list[str]) -> DataFrame:
     return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
 
 
+def _reasons(*reasons: Column) -> Column:
+    """The reasons that are not null, as an array (``concat`` of one-element arrays: compiled
+    to code, where ``array_compact`` is a lambda that Spark interprets row by row)."""
+    none = F.array().cast("array<string>")
+    return F.concat(*[F.when(r.isNotNull(), F.array(r)).otherwise(none) for r in reasons])
+
+
 def run(spark: SparkSession, landing: str, warehouse: str) -> int:
     """Load everything landed under ``landing/tpch`` into ``warehouse``; returns silver rows."""
     lines = _bronze(spark, landing, warehouse, "lineitem")
@@ -82,7 +89,7 @@ def run(spark: SparkSession, landing: str, warehouse: str) -> int:
           for c in COLUMNS["lineitem"] if c != "l_comment"],
         "_corrupt_record", "_source_file", "_source_modified", "_run_id", "_ingested_at",
         F.to_json(F.struct(*COLUMNS["lineitem"])).alias("_record"),
-        F.array_compact(F.array(
+        _reasons(
             *[F.when(F.trim(c).isNotNull() & _cast(c, t).isNull(),
                      F.format_string(f"{c}: cannot parse '%s' as {t}", F.trim(c)))
               for c, t in LINE_TYPES.items()],
@@ -91,7 +98,7 @@ def run(spark: SparkSession, landing: str, warehouse: str) -> int:
                         "l_discount")],
             F.when(F.col("_corrupt_record").isNotNull(),
                    F.lit("malformed record: wrong number of fields")),
-        )).alias("_errors"),
+        ).alias("_errors"),
     ).withColumn("ship_month", F.trunc("l_shipdate", "month"))
     bad = typed.where(F.size("_errors") > 0)
     if not bad.isEmpty():
@@ -147,8 +154,11 @@ def run(spark: SparkSession, landing: str, warehouse: str) -> int:
         raise RuntimeError(f"quality gate failed: {stats}")
     publish = silver
     if stats["quantity"]:
-        silver.where("l_quantity < 1").write.format("delta").mode("append") \
-            .save(f"{warehouse}/quarantine/order_lines")
+        silver.where("l_quantity < 1").select(
+            "_source_file", F.array(F.lit("quantity_positive")).alias("_errors"),
+            F.to_json(F.struct(*[c for c in COLUMNS["lineitem"] if c in silver.columns]))
+            .alias("_record"),
+        ).write.format("delta").mode("append").save(f"{warehouse}/quarantine/order_lines")
         publish = silver.where("l_quantity >= 1")
 
     silver_path = f"{warehouse}/silver/order_lines"

@@ -6,8 +6,10 @@ replaces those files' rows in bronze, a snapshot source (``customer``, ``nation`
 bronze table with the newest file. The new lines are typed (bad rows quarantined), reduced to
 the latest version of each ``(l_orderkey, l_linenumber)``, enriched with order, customer and
 nation, audited with Deequ, then published to silver: built in one write the first time, merged
-by key afterwards (only the ship months in the batch are scanned and rewritten). Gold is
-recomputed for exactly the ship months of the batch.
+by key afterwards (only the ship months in the batch are scanned; with the deletion vectors that
+conf/jobs/tpch.yml enables, only the changed lines are written). Gold is recomputed for exactly
+the ship months of the batch. The silver and gold targets' table ``properties`` are set after
+their writes.
 
 Performance: no Python UDF; the small dimensions are broadcast; the lines are shuffled once
 (by order key, for both the de-duplication and the join with ``orders``), carrying only the
@@ -173,7 +175,8 @@ def _load(
     columns = list(config.source("lineitem").columns)
     silver_target = config.target("silver_order_lines")
     silver_path = ctx.warehouse.table("silver", silver_target.table)
-    gold_path = ctx.warehouse.table("gold", config.target("gold_revenue").table)
+    gold_target = config.target("gold_revenue")
+    gold_path = ctx.warehouse.table("gold", gold_target.table)
     merging = table_exists(spark, silver_path)  # else the first load writes silver
 
     with ctx.step("transform") as step:
@@ -230,12 +233,15 @@ def _load(
                 )
             else:  # the first load: one write, no MERGE (the batch is already one row per key)
                 silver = DeltaOverwrite(spark, silver_path).partitioned_by(*PARTITION_BY)
-            ctx.record_write(silver.user_metadata(ctx.run_id).execute(audited.batch))
+            ctx.record_write(
+                silver.properties(silver_target.properties).user_metadata(ctx.run_id)
+                .execute(audited.batch)
+            )
             touched = in_predicate("ship_month", months)
             gold = read_delta(spark, silver_path).where(touched).transform(revenue_by_month_nation)
             ctx.record_write(
                 DeltaOverwrite(spark, gold_path).replace_where(touched)
-                .user_metadata(ctx.run_id).execute(gold)
+                .properties(gold_target.properties).user_metadata(ctx.run_id).execute(gold)
             )
         step.rows_out = ctx.rows_loaded
     lines.unpersist()

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 from etl._typing import Transform
 from etl.config import ROW_LEVEL_TYPES, RuleConfig
+from etl.transforms.functions import values_where
 from etl.writers.delta import sql_literal
 
 #: Prefix of the helper columns added for ``foreign_key`` rules (dropped before publishing).
@@ -145,8 +146,7 @@ def with_failed_rules(rules: Sequence[RuleConfig]) -> Transform:
     """Add ``_dq_failed_rules``: the names of the given row-level rules the row fails."""
 
     def transform(df: DataFrame) -> DataFrame:
-        names = [F.when(~row_passes(rule), F.lit(rule.name)) for rule in rules]
-        failed = F.array_compact(F.array(*names)) if names else F.array().cast("array<string>")
+        failed = values_where([(~row_passes(rule), F.lit(rule.name)) for rule in rules])
         return df.withColumn(FAILED_RULES, failed)
 
     return transform

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.errors import ConfigError
+from etl.transforms.functions import values_where
 
 _CORRUPT = "_corrupt_record"
 
@@ -46,7 +47,7 @@ def json_fields(
     checks = [(misfit, F.lit(f"record does not fit the schema {schema.simpleString()}"))]
     checks += [(~misfit & parsed.getField(c).isNull(), F.lit(f"{c}: required value missing"))
                for c in required]
-    reasons = F.array_compact(F.array(*[F.when(cond, reason) for cond, reason in checks]))
+    reasons = values_where(checks)
     columns = [F.when(~misfit, parsed.getField(f.name)).alias(f.name) for f in schema.fields]
     return columns, reasons
 

@@ -27,7 +27,7 @@ from pyspark.sql import types as T
 
 from etl._typing import ColumnOrName, Transform
 from etl.transforms.cleaning import ERRORS, RAW_RECORD
-from etl.transforms.functions import _col
+from etl.transforms.functions import _col, values_where
 
 OP, SEQ, TS = "_cdc_op", "_cdc_seq", "_cdc_ts"
 OPS = ("c", "u", "d", "r")
@@ -108,7 +108,7 @@ def flatten_changes(
             change_sequence(pos, ts).alias(SEQ),
             F.timestamp_millis(ts).alias(TS),
             F.to_json(F.struct(*(F.col(f"`{c}`") for c in df.columns))).alias(RAW_RECORD),
-            F.array_compact(F.array(*(F.when(c, r) for c, r in checks))).alias(ERRORS),
+            values_where(checks).alias(ERRORS),
         )
 
     return transform

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from etl._typing import Transform
-from etl.transforms.functions import null_if_in
+from etl.transforms.functions import null_if_in, values_where
 
 ERRORS = "_errors"
 #: A row as landed (JSON of its raw strings), kept through typing for the quarantine.
@@ -37,8 +37,17 @@ def _add_errors(df: DataFrame, checks: Sequence[tuple[Column, Column]]) -> DataF
     df = _with_errors(df)
     if not checks:
         return df
-    reasons = F.array_compact(F.array(*[F.when(cond, reason) for cond, reason in checks]))
-    return df.withColumn(ERRORS, F.concat(F.col(ERRORS), reasons))
+    return df.withColumn(ERRORS, F.concat(F.col(ERRORS), values_where(checks)))
+
+
+def parsed_value(name: str, type_: str, na_values: Sequence[str] = ()) -> Column:
+    """String column ``name`` as `cast_columns` types it: ``null`` for ``na_values``, else trimmed
+    and cast to ``type_``; ``null`` where it does not parse (a fraction is not an integer)."""
+    raw = null_if_in(name, na_values)
+    value = raw.cast(type_)
+    if type_ in _INTEGRAL:  # Spark casts '1.5' to 1
+        value = F.when(raw.rlike(r"^[+-]?\d+$"), value)
+    return value
 
 
 def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Transform:
@@ -57,10 +66,7 @@ def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Tra
         checks, parsed = [], {}
         for name, type_ in types.items():
             raw = null_if_in(name, na_values)
-            value = raw.cast(type_)
-            if type_ in _INTEGRAL:  # Spark casts '1.5' to 1; a fraction is not an integer
-                value = F.when(raw.rlike(r"^[+-]?\d+$"), value)
-            parsed[name] = value
+            parsed[name] = value = parsed_value(name, type_, na_values)
             if type_ != "string":
                 checks.append(
                     (

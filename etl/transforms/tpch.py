@@ -22,6 +22,7 @@ from etl._typing import Transform
 from etl.transforms.cleaning import (
     cast_columns,
     latest_per_key,
+    parsed_value,
     reject_malformed,
     require,
     split_rejected,
@@ -91,14 +92,17 @@ def _reference(types: dict[str, str], key: str) -> Callable[..., DataFrame]:
     (Rows that fail typing are quarantined by the job when their file is ingested.)
 
     With ``only`` (a frame with a ``key`` column), only those keys: they are broadcast and
-    matched after typing, before the de-duplication, so a small batch's enrichment sorts the
-    few rows it needs, not the whole table."""
+    matched before the typing, so a small batch's enrichment types and sorts the few rows it
+    needs, not the whole table. The match is on the landed key as the typing parses it: a row
+    it keeps either types to that key or is rejected by the typing, so the result is the same
+    as matching after the typing."""
 
     def transform(df: DataFrame, only: DataFrame | None = None) -> DataFrame:
+        if only is not None:
+            asked = F.broadcast(only.select(F.col(key).alias("_asked")).distinct())
+            df = df.join(asked, parsed_value(key, types[key]) == F.col("_asked"), "left_semi")
         valid, _ = split_rejected(df.transform(_typer(types, (key,))))
         valid = valid.select(*types, *SEQUENCE)  # only what is kept goes through the sort
-        if only is not None:
-            valid = valid.join(F.broadcast(only.select(key).distinct()), key, "left_semi")
         return valid.transform(latest_per_key([key], list(SEQUENCE))).select(*types)
 
     return transform

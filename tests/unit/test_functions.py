@@ -14,6 +14,7 @@ from etl.transforms.functions import (
     local_clock_to_utc,
     null_if_in,
     safe_ratio,
+    values_where,
 )
 
 NEW_YORK = "America/New_York"
@@ -162,3 +163,21 @@ def test_safe_ratio_is_null_for_zero_or_null_denominators(spark):
         "id int, ratio double",
     )
     assert_df_equality(actual, expected)
+
+
+def test_values_where_keeps_in_order_the_values_whose_condition_holds(spark):
+    df = spark.createDataFrame(
+        [(1, 5, "x"), (2, -1, "x"), (3, None, "x"), (4, -1, None)], "id int, n int, tag string"
+    )
+    checks = [
+        (F.col("n") < 0, F.lit("negative")),
+        (F.col("n").isNull(), F.lit("missing")),
+        (F.lit(True), F.col("tag")),  # a null value is left out, like a condition that fails
+    ]
+    got = df.select("id", values_where(checks).alias("found"))
+    expected = spark.createDataFrame(
+        [(1, ["x"]), (2, ["negative", "x"]), (3, ["missing", "x"]), (4, ["negative"])],
+        "id int, found array<string>",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert df.select(values_where([]).alias("found")).first()["found"] == []

@@ -31,7 +31,8 @@ def test_orders_reference_keeps_the_latest_version_of_only_the_keys_asked_for(sp
     bronze = spark.createDataFrame([
         order("1", "1.00", "orders.1.csv", EARLY),
         order("1", "2.00", "orders.2.csv", LATE),  # the newer version of order 1
-        order("2", "3.00", "orders.1.csv", EARLY),
+        order(" 2", "3.00", "orders.1.csv", EARLY),  # typing trims the key
+        order("2.5", "6.00", "orders.2.csv", LATE),  # newer, but not a key: not order 2
         order("3", "4.00", "orders.1.csv", EARLY),  # not asked for
         order("x", "5.00", "orders.1.csv", EARLY),  # does not type: not a reference row
     ], BRONZE)
