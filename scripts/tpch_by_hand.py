@@ -70,11 +70,12 @@ def _latest(df: DataFrame, keys: list[str]) -> DataFrame:
     return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
 
 
-def _reasons(*reasons: Column) -> Column:
-    """The reasons that are not null, as an array (``concat`` of one-element arrays: compiled
-    to code, where ``array_compact`` is a lambda that Spark interprets row by row)."""
+def _reasons(*checks: tuple[Column, Column]) -> Column:
+    """The reason of each ``(condition, reason)`` that holds, as an array (``concat`` of
+    one-element arrays: compiled to code, where ``array_compact`` is a lambda that Spark
+    interprets row by row)."""
     none = F.array().cast("array<string>")
-    return F.concat(*[F.when(r.isNotNull(), F.array(r)).otherwise(none) for r in reasons])
+    return F.concat(*[F.when(c & r.isNotNull(), F.array(r)).otherwise(none) for c, r in checks])
 
 
 def run(spark: SparkSession, landing: str, warehouse: str) -> int:
@@ -90,14 +91,14 @@ def run(spark: SparkSession, landing: str, warehouse: str) -> int:
         "_corrupt_record", "_source_file", "_source_modified", "_run_id", "_ingested_at",
         F.to_json(F.struct(*COLUMNS["lineitem"])).alias("_record"),
         _reasons(
-            *[F.when(F.trim(c).isNotNull() & _cast(c, t).isNull(),
-                     F.format_string(f"{c}: cannot parse '%s' as {t}", F.trim(c)))
+            *[(F.trim(c).isNotNull() & _cast(c, t).isNull(),
+               F.format_string(f"{c}: cannot parse '%s' as {t}", F.trim(c)))
               for c, t in LINE_TYPES.items()],
-            *[F.when(_cast(c, LINE_TYPES[c]).isNull(), F.lit(f"{c}: required value missing"))
+            *[(_cast(c, LINE_TYPES[c]).isNull(), F.lit(f"{c}: required value missing"))
               for c in ("l_orderkey", "l_linenumber", "l_shipdate", "l_extendedprice",
                         "l_discount")],
-            F.when(F.col("_corrupt_record").isNotNull(),
-                   F.lit("malformed record: wrong number of fields")),
+            (F.col("_corrupt_record").isNotNull(),
+             F.lit("malformed record: wrong number of fields")),
         ).alias("_errors"),
     ).withColumn("ship_month", F.trunc("l_shipdate", "month"))
     bad = typed.where(F.size("_errors") > 0)
