@@ -14,14 +14,14 @@ def _col(c: ColumnOrName) -> Column:
     return F.col(c) if isinstance(c, str) else c
 
 
-def values_where(checks: Sequence[tuple[Column, Column]], element_type: str = "string") -> Column:
-    """The ``value`` of each ``(condition, value)`` whose condition holds and whose value is not
-    null, in order, as an ``array<element_type>`` (empty when none holds).
+def values_where(checks: Sequence[tuple[Column, Column]]) -> Column:
+    """The string ``value`` of each ``(condition, value)`` whose condition holds and whose value
+    is not null, in order, as an ``array<string>`` (empty when none holds).
 
     Built from ``concat`` and ``when``, which Spark compiles to code, rather than
     ``array_compact``, a lambda Spark interprets row by row: on every row of a batch (the
     typing's ``_errors``, the failed rules) that halved the typing of TPC-H lines."""
-    empty = F.array().cast(f"array<{element_type}>")
+    empty = F.array().cast("array<string>")
     if not checks:
         return empty
     return F.concat(*[

@@ -178,3 +178,4 @@ def test_the_hand_written_script_of_benchmark_b1_writes_what_the_job_writes(spar
                        ignore_row_order=True, ignore_nullable=True)
     assert rows == 4  # the lines that typed, before the gate quarantined one
     assert table("hand", "quarantine", "order_lines").count() == 2
+    assert table("job", "quarantine", "order_lines").count() == 2
