@@ -30,23 +30,15 @@ from typing import Any
 
 from pyspark.sql import Row, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from etl.config import JobConfig
 from etl.context import Warehouse, new_run_id
 from etl.errors import ConfigError
 from etl.logs import get_logger
 from etl.pipeline import parent_run
+from etl.records import BACKFILLS
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
-LEDGER_SCHEMA = T.StructType([
-    T.StructField("job", T.StringType(), False),
-    T.StructField("date", T.DateType(), False),
-    T.StructField("status", T.StringType(), False),
-    T.StructField("run_id", T.StringType()),
-    T.StructField("error", T.StringType()),
-    T.StructField("updated_at", T.TimestampType(), False),
-])
 
 
 def date_range(date_from: dt.date, date_to: dt.date) -> list[dt.date]:
@@ -77,11 +69,10 @@ class BackfillLedger:
 
     def current(self, job: str, dates: list[dt.date] | None = None) -> list[Row]:
         """One row per date of ``job`` (job, date, status, run_id, attempts, error), by date."""
-        from etl.writers.delta import table_exists
-
-        if not table_exists(self.spark, self.path):
+        recorded = BACKFILLS.read(self.spark, self.path)
+        if recorded is None:
             return []
-        events = self.spark.read.format("delta").load(self.path).where(F.col("job") == job)
+        events = recorded.where(F.col("job") == job)
         if dates is not None:
             events = events.where(F.col("date").isin(dates))
         latest = Window.partitionBy("job", "date").orderBy(F.col("updated_at").desc())
@@ -97,8 +88,7 @@ class BackfillLedger:
         """Record the new status of ``dates`` (one append)."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rows = [(job, d, status, run_id, error, now) for d in dates]
-        (self.spark.createDataFrame(rows, LEDGER_SCHEMA).write.format("delta").mode("append")
-         .save(self.path))
+        BACKFILLS.append(self.spark, self.path, rows)
 
 
 @dataclass
@@ -140,7 +130,7 @@ def run_backfill(
     resolve_entrypoint(config)
     session = spark or get_spark(config.spark)
     job = config.job.name
-    ledger = BackfillLedger(session, Warehouse.at(config.paths.warehouse).records("backfills"))
+    ledger = BackfillLedger(session, Warehouse.at(config.paths.warehouse).records(BACKFILLS.name))
     log = get_logger("etl.backfill").bind(job=job, date_from=str(date_from), date_to=str(date_to))
 
     dates = date_range(date_from, date_to)

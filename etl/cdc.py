@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import CdcConfig, SourceConfig
-from etl.context import RunContext, Warehouse, WriteMetrics, _is_uri
+from etl.context import RunContext, Warehouse, WriteMetrics, is_uri
 from etl.errors import ConfigError, StateError
 from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
 from etl.readers.pg_logical import PgLogicalReader
@@ -45,7 +45,7 @@ def tombstones_path(warehouse: Warehouse, job: str, source: str) -> str:
 def feed_table_path(warehouse: Warehouse, source: SourceConfig) -> str:
     """The upstream table of a ``delta_cdf`` source: its ``path`` under the warehouse root,
     or the ``path`` itself when it is a URI."""
-    return source.path if _is_uri(source.path) else f"{warehouse.root}/{source.path.strip('/')}"
+    return source.path if is_uri(source.path) else f"{warehouse.root}/{source.path.strip('/')}"
 
 
 def cdc_writer(

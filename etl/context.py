@@ -18,7 +18,8 @@ from etl.errors import EtlError
 from etl.logs import get_logger
 
 
-def _is_uri(path: str) -> bool:
+def is_uri(path: str) -> bool:
+    """Whether ``path`` is a URI (``s3a://...``, ``file:...``) rather than a local path."""
     return "://" in path or path.startswith("file:")
 
 
@@ -31,7 +32,7 @@ class Warehouse:
 
     @classmethod
     def at(cls, root: str) -> Warehouse:
-        return cls(root.rstrip("/") if _is_uri(root) else os.path.abspath(root))
+        return cls(root.rstrip("/") if is_uri(root) else os.path.abspath(root))
 
     def table(self, layer: Layer, name: str) -> str:
         return f"{self.root}/{layer}/{name}"
@@ -45,9 +46,9 @@ class Warehouse:
 
 def landing_path(landing_root: str, source_path: str) -> str:
     """A source folder: a URI as given, else relative to the landing root."""
-    if _is_uri(source_path) or os.path.isabs(source_path):
+    if is_uri(source_path) or os.path.isabs(source_path):
         return source_path
-    root = landing_root if _is_uri(landing_root) else os.path.abspath(landing_root)
+    root = landing_root if is_uri(landing_root) else os.path.abspath(landing_root)
     return f"{root.rstrip('/')}/{source_path}"
 
 

@@ -130,7 +130,7 @@ def table(
 ) -> DataFrame:
     """The warehouse table ``name``: ``layer/table`` (``silver/flights``), ``quarantine/<table>``
     or one of the project's records (``_etl/runs``, ``_etl/quality_metrics``)."""
-    from etl.writers.delta import read_delta, table_exists
+    from etl.tables import read_delta, table_exists
 
     layer, _, rest = name.partition("/")
     if layer not in _LAYERS or not rest:

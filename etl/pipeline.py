@@ -43,8 +43,8 @@ from typing import Literal
 from etl.config import (
     DEFAULT_ENV,
     JobConfig,
-    _convert,
     conf_dir,
+    convert,
     list_jobs,
     load_job_config,
     read_yaml,
@@ -148,7 +148,7 @@ def load_pipeline(name: str, directory: str | os.PathLike[str] | None = None) ->
         raise ConfigError(f"unknown pipeline {name!r} (known pipelines: {known})", file=str(path))
     file = str(path)
     document = read_yaml(path)
-    config: PipelineConfig = _convert(PipelineConfig, document, {k: file for k in document}, "",
+    config: PipelineConfig = convert(PipelineConfig, document, {k: file for k in document}, "",
                                       file)
     if config.pipeline.name != name:
         raise ConfigError(f"names pipeline {config.pipeline.name!r} but the file is for {name!r}",

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from etl.config import JobConfig
 from etl.context import RunContext, Warehouse
 from etl.errors import ConfigError
-from etl.writers.delta import table_exists
+from etl.tables import table_exists
 
 ReplayHook = Callable[[SparkSession, RunContext, JobConfig, DataFrame], None]
 REPLAY_COLUMNS = {"replayed_at": "timestamp", "replay_run_id": "string"}

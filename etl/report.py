@@ -60,7 +60,7 @@ def collect(
     from pyspark.sql import functions as F
 
     from etl.runlog import RUN, STEP, read_runs
-    from etl.writers.delta import read_delta, table_exists
+    from etl.tables import read_delta, table_exists
 
     if (run_id is None) == (job is None):
         raise ConfigError("give either a run id or a job")

@@ -28,62 +28,10 @@ from typing import Any, Self, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 import etl
 from etl.context import RunContext, utcnow
-from etl.writers.delta import table_exists
-
-WRITE = T.StructType(
-    [
-        T.StructField("table", T.StringType()),
-        T.StructField("operation", T.StringType()),
-        T.StructField("version", T.LongType()),
-        T.StructField("rows_inserted", T.LongType()),
-        T.StructField("rows_updated", T.LongType()),
-        T.StructField("rows_deleted", T.LongType()),
-        T.StructField("files_added", T.LongType()),
-        T.StructField("files_removed", T.LongType()),
-    ]
-)
-RUN_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("record_type", T.StringType(), False),
-        T.StructField("step", T.StringType()),
-        T.StructField("step_index", T.IntegerType()),
-        T.StructField("job", T.StringType(), False),
-        T.StructField("env", T.StringType(), False),
-        T.StructField("mode", T.StringType(), False),
-        T.StructField("date_from", T.DateType()),
-        T.StructField("date_to", T.DateType()),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("started_at", T.TimestampType(), False),
-        T.StructField("ended_at", T.TimestampType()),
-        T.StructField("duration_s", T.DoubleType()),
-        T.StructField("rows_read", T.LongType()),
-        T.StructField("rows_written", T.LongType()),
-        T.StructField("rows_loaded", T.LongType()),
-        T.StructField("rows_quarantined", T.LongType()),
-        T.StructField("rows_filtered", T.LongType()),
-        T.StructField("writes", T.ArrayType(WRITE)),
-        T.StructField("quality", T.StringType()),
-        T.StructField("schema_changes", T.ArrayType(T.StringType())),
-        T.StructField("notes", T.ArrayType(T.StringType())),
-        T.StructField("error_class", T.StringType()),
-        T.StructField("error_message", T.StringType()),
-        T.StructField("spark_app_id", T.StringType()),
-        T.StructField("spark_stages", T.IntegerType()),
-        T.StructField("spark_executor_time_ms", T.LongType()),
-        T.StructField("spark_shuffle_read_bytes", T.LongType()),
-        T.StructField("spark_shuffle_write_bytes", T.LongType()),
-        T.StructField("spark_spill_bytes", T.LongType()),
-        T.StructField("lineage_run_id", T.StringType()),
-        T.StructField("parent_run_id", T.StringType()),
-        T.StructField("etl_version", T.StringType(), False),
-        T.StructField("git_commit", T.StringType()),
-    ]
-)
+from etl.records import RUNS
 
 SUCCEEDED, FAILED, QUALITY_FAILED = "succeeded", "failed", "quality_failed"
 RUN, STEP = "run", "step"
@@ -285,15 +233,8 @@ def record_run(
             "error_class": run["error_class"] if failed_here else None,
             "error_message": run["error_message"] if failed_here else None,
         })
-    (
-        spark.createDataFrame([tuple(r.get(f.name) for f in RUN_SCHEMA.fields) for r in rows],
-                              RUN_SCHEMA)
-        .write.format("delta")
-        .mode("append")
-        .option("mergeSchema", "true")
-        .option("userMetadata", ctx.run_id)
-        .save(ctx.warehouse.records("runs"))
-    )
+    RUNS.append(spark, ctx.warehouse.records(RUNS.name),
+                [tuple(r.get(f.name) for f in RUNS.schema.fields) for r in rows], run_id=ctx.run_id)
     return run
 
 
@@ -319,9 +260,9 @@ def read_runs(
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
     if since and until and since > until:
         raise ValueError(f"since {since} is after until {until}")
-    if not table_exists(spark, path):
+    df = RUNS.read(spark, path)
+    if df is None:
         return None
-    df = spark.read.format("delta").load(path)
     if "record_type" in df.columns:
         df = df.where(F.col("record_type") == record_type)
     if job:

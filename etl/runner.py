@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import SparkSession
-from pyspark.sql import types as T
 
 from etl.alerts import run_alert, send_alert
 from etl.config import JobConfig
@@ -24,6 +23,7 @@ from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, QualityGateError, SourceError
 from etl.lineage import ParentRun, RunLineage, column_lineage, lineage_run_id
 from etl.logs import bind_run, get_logger
+from etl.records import DEAD_LETTERS
 from etl.runlog import (
     FAILED,
     QUALITY_FAILED,
@@ -176,16 +176,6 @@ def _finish(config: JobConfig, ctx: RunContext, record: dict[str, Any]) -> None:
             duration_s=record["duration_s"], limit_s=limit, status=record["status"]))
 
 
-DEAD_LETTER_SCHEMA = T.StructType(
-    [
-        T.StructField("job", T.StringType(), False),
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("source", T.StringType()),
-        T.StructField("error_class", T.StringType(), False),
-        T.StructField("reason", T.StringType(), False),
-        T.StructField("recorded_at", T.TimestampType(), False),
-    ]
-)
 _SOURCE_NAME = re.compile(r"^source (?P<name>[A-Za-z0-9_.-]+):")
 
 
@@ -195,7 +185,4 @@ def record_dead_letter(spark: SparkSession, ctx: RunContext, error: SourceError)
     match = _SOURCE_NAME.match(str(error))
     row = (ctx.job, ctx.run_id, match.group("name") if match else None, type(error).__name__,
            str(error)[:4000], utcnow())
-    (
-        spark.createDataFrame([row], DEAD_LETTER_SCHEMA)
-        .write.format("delta").mode("append").save(ctx.warehouse.records("dead_letters"))
-    )
+    DEAD_LETTERS.append(spark, ctx.warehouse.records(DEAD_LETTERS.name), [row], run_id=ctx.run_id)

@@ -13,22 +13,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from etl.readers.files import LandedFile
-from etl.writers.delta import table_exists
-
-LEDGER_SCHEMA = T.StructType(
-    [
-        T.StructField("job", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("path", T.StringType(), False),
-        T.StructField("size", T.LongType(), False),
-        T.StructField("modified_ms", T.LongType(), False),
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("ingested_at", T.TimestampType(), False),
-    ]
-)
+from etl.records import FILES
 
 
 @dataclass(frozen=True)
@@ -53,10 +40,11 @@ class FileLedger:
     def _job_rows(self, job: str) -> list[Row]:
         """The job's ledger rows, read once per ledger object (one small Delta scan)."""
         if job not in self._rows:
-            if not table_exists(self.spark, self.path):
+            recorded = FILES.read(self.spark, self.path)
+            if recorded is None:
                 return []
             self._rows[job] = (
-                self.spark.read.format("delta").load(self.path)
+                recorded
                 .where(F.col("job") == job)
                 .select("source", "path", "size", "modified_ms")
                 .collect()
@@ -100,10 +88,4 @@ class FileLedger:
         if not rows:
             return
         self._rows.pop(job, None)
-        (
-            self.spark.createDataFrame(rows, LEDGER_SCHEMA)
-            .write.format("delta")
-            .mode("append")
-            .option("userMetadata", run_id)
-            .save(self.path)
-        )
+        FILES.append(self.spark, self.path, rows, run_id=run_id)

@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 from etl.config import JobConfig
 from etl.context import RunContext
 from etl.runlog import format_table
-from etl.writers.delta import table_exists
+from etl.tables import table_exists
 
 
 def table_rows(spark: SparkSession, ctx: RunContext, config: JobConfig) -> list[tuple[str, int]]:

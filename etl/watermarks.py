@@ -22,26 +22,12 @@ from typing import Literal
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from etl.errors import StateError
-from etl.writers.delta import DeltaMerge, table_exists
+from etl.records import WATERMARKS
 
 WatermarkValue = dt.datetime | dt.date | int
 Kind = Literal["timestamp", "date", "integer"]
-
-SCHEMA = T.StructType(
-    [
-        T.StructField("job", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("column", T.StringType(), False),
-        T.StructField("kind", T.StringType(), False),
-        T.StructField("value", T.StringType(), False),
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("updated_at", T.TimestampType(), False),
-    ]
-)
-
 
 @dataclass(frozen=True)
 class Watermark:
@@ -103,10 +89,11 @@ class WatermarkStore:
 
     def all(self, job: str) -> list[Watermark]:
         """Every stored watermark of ``job``, by source name."""
-        if not table_exists(self.spark, self.path):
+        recorded = WATERMARKS.read(self.spark, self.path)
+        if recorded is None:
             return []
         rows = (
-            self.spark.read.format("delta").load(self.path)
+            recorded
             .where(F.col("job") == job).orderBy("source").collect()
         )
         return [
@@ -131,18 +118,18 @@ class WatermarkStore:
             (job, source, column, kind_of(value), format_value(value), run_id, now)
             for source, (column, value) in sorted(positions.items())
         ]
-        batch = self.spark.createDataFrame(rows, SCHEMA)
-        DeltaMerge(self.spark, self.path).keys("job", "source").user_metadata(run_id).execute(batch)
+        WATERMARKS.merge(self.spark, self.path, rows, run_id=run_id)
 
     def reset(self, job: str, source: str | None = None) -> int:
         """Forget the watermark of one source of ``job`` (or all of them); the next run extracts
         those sources in full. Returns how many were removed."""
-        if not table_exists(self.spark, self.path):
+        recorded = WATERMARKS.read(self.spark, self.path)
+        if recorded is None:
             return 0
         condition = F.col("job") == job
         if source is not None:
             condition = condition & (F.col("source") == source)
-        count = self.spark.read.format("delta").load(self.path).where(condition).count()
+        count = recorded.where(condition).count()
         if count:
             DeltaTable.forPath(self.spark, self.path).delete(condition)
         return count

@@ -52,7 +52,7 @@ def _load(args: argparse.Namespace) -> Any:
     from etl.context import Warehouse
     from etl.errors import SourceError
     from etl.session import get_spark
-    from etl.writers.delta import read_delta, table_exists
+    from etl.tables import read_delta, table_exists
 
     layer, name = parse_table(args.table)
     settings = load_settings(env=args.env, directory=args.conf_dir)

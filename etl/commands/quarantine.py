@@ -117,7 +117,7 @@ def handle_dead_letters(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
     from etl.runlog import format_table
-    from etl.writers.delta import table_exists
+    from etl.tables import table_exists
 
     spark, warehouse = _session(args)
     path = warehouse.records("dead_letters")

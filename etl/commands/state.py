@@ -99,7 +99,7 @@ def _print_ledger(spark: Any, path: str, job: str) -> None:
     from pyspark.sql import functions as F
 
     from etl.runlog import format_table
-    from etl.writers.delta import table_exists
+    from etl.tables import table_exists
 
     if not table_exists(spark, path):
         return

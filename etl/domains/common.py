@@ -11,7 +11,8 @@ from etl.context import RunContext, WriteMetrics
 from etl.errors import EtlError
 from etl.quality import AuditResult, audit
 from etl.readers.files import LandedFile, explain_read_failure, read_landed
-from etl.writers.delta import DeltaOverwrite, in_predicate
+from etl.tables import in_predicate
+from etl.writers.delta import DeltaOverwrite
 
 
 def ingest_files(

@@ -28,6 +28,7 @@ from etl.errors import ConfigError, EtlError, SourceError
 from etl.faults import kill_point
 from etl.readers.files import LandedFile, list_files
 from etl.state import FileLedger
+from etl.tables import in_predicate, read_delta, table_exists
 from etl.transforms.cleaning import keep_raw_record, latest_per_key, split_rejected
 from etl.transforms.flights import (
     FLIGHT_KEY,
@@ -41,13 +42,7 @@ from etl.transforms.flights import (
     type_planes,
     type_weather,
 )
-from etl.writers.delta import (
-    DeltaMerge,
-    DeltaOverwrite,
-    in_predicate,
-    read_delta,
-    table_exists,
-)
+from etl.writers.delta import DeltaMerge, DeltaOverwrite
 from etl.writers.quarantine import write_quarantine
 
 REFERENCES = {

@@ -26,6 +26,7 @@ from etl.errors import ConfigError
 from etl.quality import audit
 from etl.readers.jdbc import stage_extract
 from etl.staging import StagedExtract, Staging
+from etl.tables import in_predicate, read_delta
 from etl.transforms.cleaning import latest_per_key, split_rejected
 from etl.transforms.shop import (
     COLUMNS,
@@ -36,7 +37,7 @@ from etl.transforms.shop import (
     daily_revenue,
 )
 from etl.watermarks import WatermarkStore, parse_value
-from etl.writers.delta import DeltaMerge, DeltaOverwrite, in_predicate, read_delta
+from etl.writers.delta import DeltaMerge, DeltaOverwrite
 from etl.writers.quarantine import write_quarantine
 
 SOURCES = ("customers", "orders", "order_items")

@@ -39,6 +39,7 @@ from etl.domains.common import audit_step, ingest_files
 from etl.errors import ConfigError, EtlError, SourceError
 from etl.readers.files import LandedFile, list_files
 from etl.state import FileLedger
+from etl.tables import in_predicate, read_delta, table_exists
 from etl.transforms.cleaning import keep_raw_record, split_rejected
 from etl.transforms.tpch import (
     LINE_KEY,
@@ -54,13 +55,7 @@ from etl.transforms.tpch import (
     type_nation,
     type_orders,
 )
-from etl.writers.delta import (
-    DeltaMerge,
-    DeltaOverwrite,
-    in_predicate,
-    read_delta,
-    table_exists,
-)
+from etl.writers.delta import DeltaMerge, DeltaOverwrite
 from etl.writers.quarantine import write_quarantine
 
 #: The column counting each line's versions in the batch (dropped before the audit).

@@ -40,8 +40,8 @@ from etl.quality.rules import (
     with_failed_rules,
     with_reference_flags,
 )
+from etl.tables import read_delta, table_exists
 from etl.transforms.cleaning import ERRORS
-from etl.writers.delta import read_delta, table_exists
 from etl.writers.quarantine import write_quarantine
 
 

@@ -14,35 +14,10 @@ from collections.abc import Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from etl.context import RunContext, utcnow
 from etl.quality.deequ import Metric, RuleResult
-from etl.writers.delta import table_exists
-
-METRICS_SCHEMA = T.StructType(
-    [
-        T.StructField("job", T.StringType(), False),
-        T.StructField("table", T.StringType(), False),
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("logical_date", T.DateType(), False),
-        T.StructField("date_from", T.DateType(), True),
-        T.StructField("date_to", T.DateType(), True),
-        T.StructField("kind", T.StringType(), False),
-        T.StructField("rule", T.StringType(), True),
-        T.StructField("severity", T.StringType(), True),
-        T.StructField("passed", T.BooleanType(), True),
-        T.StructField("constraint", T.StringType(), True),
-        T.StructField("entity", T.StringType(), True),
-        T.StructField("instance", T.StringType(), True),
-        T.StructField("metric", T.StringType(), True),
-        T.StructField("value", T.DoubleType(), True),
-        T.StructField("rows_failed", T.LongType(), True),
-        T.StructField("message", T.StringType(), True),
-        T.StructField("gate_passed", T.BooleanType(), False),
-        T.StructField("checked_at", T.TimestampType(), False),
-    ]
-)
+from etl.records import QUALITY_METRICS
 
 
 def logical_date(ctx: RunContext) -> dt.date:
@@ -71,13 +46,8 @@ def store(
          None, None, gate_passed, now)
         for m in metrics
     ]
-    (
-        spark.createDataFrame(rows, METRICS_SCHEMA)
-        .write.format("delta")
-        .mode("append")
-        .option("userMetadata", ctx.run_id)
-        .save(ctx.warehouse.records("quality_metrics"))
-    )
+    QUALITY_METRICS.append(spark, ctx.warehouse.records(QUALITY_METRICS.name), rows,
+                           run_id=ctx.run_id)
 
 
 def metric_history(
@@ -85,11 +55,11 @@ def metric_history(
 ) -> dict[tuple[str, str], list[float]]:
     """Earlier values of every metric of ``job``/``table``, oldest first, keyed by
     ``(metric name, instance)``; only audits whose gate passed, never the current run."""
-    path = ctx.warehouse.records("quality_metrics")
-    if not table_exists(spark, path):
+    recorded = QUALITY_METRICS.read(spark, ctx.warehouse.records(QUALITY_METRICS.name))
+    if recorded is None:
         return {}
     rows = (
-        spark.read.format("delta").load(path)
+        recorded
         .where((F.col("job") == ctx.job) & (F.col("table") == table) & (F.col("kind") == "metric")
                & F.col("gate_passed") & (F.col("run_id") != ctx.run_id))
         .select("metric", "instance", "value", "logical_date", "checked_at", "run_id")
@@ -101,4 +71,4 @@ def metric_history(
     return history
 
 
-__all__ = ["METRICS_SCHEMA", "logical_date", "metric_history", "store"]
+__all__ = ["logical_date", "metric_history", "store"]

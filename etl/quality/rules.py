@@ -30,8 +30,8 @@ from pyspark.sql import functions as F
 
 from etl._typing import Transform
 from etl.config import ROW_LEVEL_TYPES, RuleConfig
+from etl.tables import sql_literal
 from etl.transforms.functions import values_where
-from etl.writers.delta import sql_literal
 
 #: Prefix of the helper columns added for ``foreign_key`` rules (dropped before publishing).
 FLAG_PREFIX = "_dq_ref_"

@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl.errors import SourceError, jvm_error_text
-from etl.writers.delta import latest_version, table_exists
+from etl.tables import latest_version, table_exists
 
 VERSION_COLUMN = "_commit_version"
 _CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")

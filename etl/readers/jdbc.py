@@ -41,8 +41,8 @@ from etl.config import JdbcConfig, JdbcCredentials
 from etl.errors import ConfigError, SourceError, jvm_error_text
 from etl.logs import get_logger
 from etl.staging import StagedExtract, Staging
+from etl.tables import sql_literal
 from etl.watermarks import Watermark, WatermarkValue, format_value, kind_of
-from etl.writers.delta import sql_literal
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -184,7 +184,8 @@ def _relation(jdbc: JdbcConfig) -> str:
     return jdbc.table if jdbc.table else f"({jdbc.query}) src"
 
 
-def _reader(spark: SparkSession, jdbc: JdbcConfig, user: str, password: str) -> Any:
+def jdbc_reader(spark: SparkSession, jdbc: JdbcConfig, user: str, password: str) -> Any:
+    """A ``DataFrameReader`` of the database of ``jdbc`` with the credentials as properties."""
     return (
         spark.read.format("jdbc")
         .options(**jdbc.options)
@@ -240,7 +241,7 @@ def read_jdbc(
         elif jdbc.partitioning:
             bounds = _bounds(spark, jdbc, user, password, relation, None, None)
         query = f"SELECT * FROM {relation}" + (f" WHERE {predicate}" if predicate else "")
-        reader = _reader(spark, jdbc, user, password).option("dbtable", f"({query}) extract")
+        reader = jdbc_reader(spark, jdbc, user, password).option("dbtable", f"({query}) extract")
         partitions = 1
         if jdbc.partitioning and bounds.get("pmin") is not None:
             lower, upper = bounds["pmin"], bounds["pmax"]
@@ -282,7 +283,7 @@ def _bounds(
     sql = f"SELECT {', '.join(selects)} FROM {relation}" + (
         f" WHERE {predicate}" if predicate else ""
     )
-    row = _reader(spark, jdbc, user, password).option("query", sql).load().first()
+    row = jdbc_reader(spark, jdbc, user, password).option("query", sql).load().first()
     return row.asDict() if row is not None else {}
 
 

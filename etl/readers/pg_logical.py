@@ -47,7 +47,7 @@ from pyspark.sql import types as T
 
 from etl.config import JdbcConfig
 from etl.errors import EtlError, SourceError, jvm_error_text
-from etl.readers.jdbc import _reader, resolve_credentials
+from etl.readers.jdbc import jdbc_reader, resolve_credentials
 from etl.staging import Staging
 from etl.transforms.cdc import lsn_to_long
 
@@ -180,7 +180,7 @@ class PgLogicalReader:
     # -- extraction -------------------------------------------------------------------------
 
     def _spark_query(self, sql: str) -> DataFrame:
-        return _reader(self.spark, self.jdbc, self._user, self._password).option("query", sql).load()
+        return jdbc_reader(self.spark, self.jdbc, self._user, self._password).option("query", sql).load()
 
     def extract(
         self, staging: Staging, run_id: str, ingest_date: dt.date, *, snapshot: bool
@@ -191,7 +191,7 @@ class PgLogicalReader:
         upto = self._query("SELECT pg_current_wal_lsn()::text")[0]
         assert upto is not None
         try:
-            table = _reader(self.spark, self.jdbc, self._user, self._password) \
+            table = jdbc_reader(self.spark, self.jdbc, self._user, self._password) \
                 .option("dbtable", self.jdbc.table).load()
             peek = self._spark_query(
                 f"SELECT lsn::text AS lsn, data FROM pg_logical_slot_peek_changes("

@@ -27,7 +27,7 @@ from pyspark.sql import types as T
 
 from etl._typing import ColumnOrName, Transform
 from etl.transforms.cleaning import ERRORS, RAW_RECORD
-from etl.transforms.functions import _col, values_where
+from etl.transforms.functions import as_column, values_where
 
 OP, SEQ, TS = "_cdc_op", "_cdc_seq", "_cdc_ts"
 OPS = ("c", "u", "d", "r")
@@ -39,7 +39,7 @@ SEQ_TYPE = T.StructType(
 def lsn_to_long(c: ColumnOrName) -> Column:
     """PostgreSQL's text LSN ``X/Y`` (two hexadecimal halves) as the 64-bit number it stands
     for, so positions compare numerically; ``null`` and malformed text give ``null``."""
-    text = F.trim(_col(c))
+    text = F.trim(as_column(c))
     high = F.conv(F.substring_index(text, "/", 1), 16, 10).cast("decimal(20,0)")
     low = F.conv(F.substring_index(text, "/", -1), 16, 10).cast("decimal(20,0)")
     well_formed = text.rlike("^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")

@@ -10,7 +10,8 @@ from pyspark.sql import functions as F
 from etl._typing import ColumnOrName
 
 
-def _col(c: ColumnOrName) -> Column:
+def as_column(c: ColumnOrName) -> Column:
+    """A column from a column or a column name."""
     return F.col(c) if isinstance(c, str) else c
 
 
@@ -32,7 +33,7 @@ def values_where(checks: Sequence[tuple[Column, Column]]) -> Column:
 
 def null_if_in(c: ColumnOrName, values: Sequence[str]) -> Column:
     """``null`` where the value is one of ``values`` (e.g. ``"NA"``), else the value trimmed."""
-    trimmed = F.trim(_col(c))
+    trimmed = F.trim(as_column(c))
     if not values:
         return trimmed
     return F.when(trimmed.isin(list(values)), F.lit(None)).otherwise(trimmed)
@@ -41,7 +42,7 @@ def null_if_in(c: ColumnOrName, values: Sequence[str]) -> Column:
 def hhmm_to_minutes(c: ColumnOrName) -> Column:
     """Clock time written as an ``hhmm`` integer (``517`` = 05:17, ``2400`` = midnight) in
     minutes after midnight; ``null`` stays ``null``."""
-    value = _col(c)
+    value = as_column(c)
     return (F.floor(value / 100) * 60 + value % 100).cast("int")
 
 
@@ -49,8 +50,8 @@ def local_clock_to_utc(date: ColumnOrName, minutes: ColumnOrName, tz: str) -> Co
     """The instant at which the wall clock of time zone ``tz`` shows ``date`` plus ``minutes``
     (``1440`` is midnight of the next day). Independent of the session time zone, and right
     across daylight-saving changes (the fields are read in ``tz``, not added as a duration)."""
-    mins = _col(minutes)
-    day = F.date_add(_col(date), F.floor(mins / 1440).cast("int"))
+    mins = as_column(minutes)
+    day = F.date_add(as_column(date), F.floor(mins / 1440).cast("int"))
     of_day = mins % 1440
     return F.make_timestamp(
         F.year(day), F.month(day), F.dayofmonth(day),
@@ -59,10 +60,10 @@ def local_clock_to_utc(date: ColumnOrName, minutes: ColumnOrName, tz: str) -> Co
 
 
 def add_minutes(ts: ColumnOrName, minutes: ColumnOrName) -> Column:
-    return _col(ts) + F.make_interval(mins=_col(minutes).cast("int"))
+    return as_column(ts) + F.make_interval(mins=as_column(minutes).cast("int"))
 
 
 def safe_ratio(numerator: ColumnOrName, denominator: ColumnOrName) -> Column:
     """``numerator / denominator`` as a double, ``null`` when the denominator is 0 or null."""
-    den = _col(denominator)
-    return F.when(den == 0, F.lit(None)).otherwise(_col(numerator).cast("double") / den)
+    den = as_column(denominator)
+    return F.when(den == 0, F.lit(None)).otherwise(as_column(numerator).cast("double") / den)

@@ -38,17 +38,14 @@ from pyspark.sql import functions as F
 
 from etl.context import WriteMetrics
 from etl.errors import WriteError
+from etl.tables import commit_metadata, read_delta, session_confs, table_exists
 from etl.transforms.cdc import OP, SEQ, TS
 from etl.writers.delta import (
     DeltaMerge,
     DeltaWrite,
-    _dedupe,
-    _one_of,
-    _require_columns,
-    commit_metadata,
-    read_delta,
-    session_confs,
-    table_exists,
+    check_choice,
+    dedupe_keys,
+    require_columns,
     txn_confs,
 )
 
@@ -73,11 +70,11 @@ class CdcApply(DeltaWrite):
         return dataclasses.replace(self, key_columns=tuple(columns))
 
     def deletes(self, mode: DeleteMode) -> CdcApply:
-        _one_of(mode, DELETE_MODES, "deletes", self.path)
+        check_choice(mode, DELETE_MODES, "deletes", self.path)
         return dataclasses.replace(self, delete_mode=mode)
 
     def output(self, kind: CdcOutput) -> CdcApply:
-        _one_of(kind, OUTPUTS, "output", self.path)
+        check_choice(kind, OUTPUTS, "output", self.path)
         return dataclasses.replace(self, output_kind=kind)
 
     def tombstones(self, path: str | None) -> CdcApply:
@@ -86,8 +83,8 @@ class CdcApply(DeltaWrite):
     def _validate(self, df: DataFrame) -> None:
         if not self.key_columns:
             raise WriteError(f"{self.path}: keys() must name at least one column")
-        _require_columns(df, self.key_columns, "keys", self.path)
-        _require_columns(df, [OP, SEQ, TS], "change columns", self.path)
+        require_columns(df, self.key_columns, "keys", self.path)
+        require_columns(df, [OP, SEQ, TS], "change columns", self.path)
         reserved = [c for c in (DELETED, DELETED_AT, VALID_FROM, VALID_TO, IS_CURRENT)
                     if c in df.columns]
         if reserved:
@@ -149,7 +146,7 @@ class CdcApply(DeltaWrite):
             return skipped
         keys = list(self.key_columns)
         # one event per (key, sequence): a duplicate delivery is the same event
-        events = _dedupe(changes, [*keys, SEQ], [], "latest", self.path)
+        events = dedupe_keys(changes, [*keys, SEQ], [], "latest", self.path)
         columns = events.columns
         with commit_metadata(self.spark, self.metadata):
             if not table_exists(self.spark, self.path):

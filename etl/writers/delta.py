@@ -23,10 +23,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 from delta.exceptions import (
     ConcurrentAppendException,
@@ -39,15 +38,31 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
-from py4j.java_gateway import is_instance_of
 from py4j.protocol import Py4JJavaError
-from pyspark.sql import DataFrame, Row, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.context import WriteMetrics
 from etl.errors import SchemaPolicyError, WriteConflictError, WriteError
 from etl.logs import get_logger
+from etl.tables import (
+    apply_properties,
+    commit_metadata,
+    committed_transaction,
+    filesystem_cause,
+    in_predicate,
+    last_commit_metrics,
+    latest_version,
+    partition_predicate,
+    quoted_name,
+    read_delta,
+    register_table,
+    session_confs,
+    table_detail,
+    table_exists,
+    table_name,
+)
 from etl.writers.schema import (
     RESCUED,
     SCHEMA_POLICIES,
@@ -58,11 +73,9 @@ from etl.writers.schema import (
     diff_schemas,
 )
 
-_USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _TXN_APP_CONF = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 _AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
-_HISTORY_SEARCH = 20
 _log = get_logger("etl.writers")
 
 #: Delta's commit-conflict exceptions: a write that raises one did not commit and may be retried
@@ -79,157 +92,12 @@ CONFLICTS: tuple[type[Exception], ...] = (
 )
 
 
-def filesystem_cause(spark: SparkSession, exc: BaseException) -> str | None:
-    """The first line of the first ``java.io.IOException`` (disk full, read-only file system,
-    access denied, a missing folder...) in the Java cause chain of a Py4J error; None when the
-    chain holds none (the failure did not come from the storage)."""
-    throwable = getattr(exc, "java_exception", None)
-    gateway = spark.sparkContext._gateway
-    for _ in range(32):  # a cause chain is short; a cycle must not hang the driver
-        if throwable is None:
-            return None
-        if is_instance_of(gateway, throwable, "java.io.IOException"):
-            lines = str(throwable.toString()).strip().splitlines()
-            return lines[0] if lines else "java.io.IOException"
-        throwable = throwable.getCause()
-    return None
-
-
-def table_exists(spark: SparkSession, path: str) -> bool:
-    return bool(DeltaTable.isDeltaTable(spark, path))
-
-
-def table_detail(spark: SparkSession, path: str) -> Row:
-    """``DESCRIBE DETAIL`` of the Delta table at ``path`` (files, size, partitioning, properties)."""
-    detail = DeltaTable.forPath(spark, path).detail().first()
-    assert detail is not None
-    return detail
-
-
-def latest_version(spark: SparkSession, path: str) -> int:
-    entry = DeltaTable.forPath(spark, path).history(1).first()
-    assert entry is not None
-    return int(entry["version"])
-
-
-def sql_literal(value: Any) -> str:
-    """A SQL literal for a partition value (strings quoted, dates and timestamps typed)."""
-    import datetime as dt
-
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dt.datetime):
-        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-    if isinstance(value, dt.date):
-        return f"DATE '{value.isoformat()}'"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
-def in_predicate(column: str, values: Sequence[Any], alias: str | None = None) -> str:
-    """``col IN (v1, v2…)`` with values as SQL literals, sorted for a stable plan; a ``None``
-    among the values adds ``OR col IS NULL`` (``IN (NULL)`` matches nothing)."""
-    name = f"{alias}.`{column}`" if alias else f"`{column}`"
-    present = [v for v in values if v is not None]
-    clauses = []
-    if present:
-        clauses.append(f"{name} IN ({', '.join(sorted({sql_literal(v) for v in present}))})")
-    if len(present) < len(values):
-        clauses.append(f"{name} IS NULL")
-    return clauses[0] if len(clauses) == 1 else f"({' OR '.join(clauses)})"
-
-
-def partition_predicate(
-    df: DataFrame, partition_by: Sequence[str], alias: str | None = None
-) -> str | None:
-    """A predicate covering the partitions present in ``df`` (``None`` when it is empty)."""
-    if not partition_by:
-        return None
-    rows = df.select(*partition_by).distinct().collect()
-    if not rows:
-        return None
-    clauses = []
-    for col in partition_by:
-        values = {row[col] for row in rows}
-        name = f"{alias}.`{col}`" if alias else f"`{col}`"
-        present = [v for v in values if v is not None]
-        parts = [in_predicate(col, present, alias)] if present else []
-        if None in values:  # NULL never matches IN: the null partition needs its own test
-            parts.append(f"{name} IS NULL")
-        clauses.append(parts[0] if len(parts) == 1 else f"({' OR '.join(parts)})")
-    return " AND ".join(clauses)
-
-
-def last_commit_metrics(
-    spark: SparkSession, path: str, table: str, user_metadata: str | None = None
-) -> WriteMetrics:
-    """Metrics of the table's latest commit, or, with ``user_metadata``, of the latest commit
-    carrying it (so a concurrent writer's newer commit is not reported as ours)."""
-    entry = DeltaTable.forPath(spark, path).history(1).first()
-    if user_metadata is not None and entry is not None and entry["userMetadata"] != user_metadata:
-        recent = DeltaTable.forPath(spark, path).history(_HISTORY_SEARCH)
-        entry = recent.where(recent.userMetadata == user_metadata).first() or entry
-    assert entry is not None
-    m = {k: int(v) for k, v in (entry["operationMetrics"] or {}).items() if str(v).isdigit()}
-    operation = entry["operation"]
-    if operation == "MERGE":
-        inserted, updated = m.get("numTargetRowsInserted", 0), m.get("numTargetRowsUpdated", 0)
-        deleted = m.get("numTargetRowsDeleted", 0)
-        added, removed = m.get("numTargetFilesAdded", 0), m.get("numTargetFilesRemoved", 0)
-    else:
-        # a rewrite that replaced part of a file copies the rest: those rows are not new
-        inserted, updated = m.get("numOutputRows", 0) - m.get("numCopiedRows", 0), 0
-        deleted = m.get("numDeletedRows", 0)
-        added, removed = m.get("numFiles", m.get("numAddedFiles", 0)), m.get("numRemovedFiles", 0)
-    return WriteMetrics(
-        table=table,
-        operation=operation,
-        version=int(entry["version"]),
-        rows_inserted=inserted,
-        rows_updated=updated,
-        rows_deleted=deleted,
-        files_added=added,
-        files_removed=removed,
-    )
-
-
-@contextmanager
-def session_confs(spark: SparkSession, confs: Mapping[str, str | None]) -> Iterator[None]:
-    """Set the Spark SQL confs whose value is not ``None`` for the block, then restore them."""
-    wanted = {k: v for k, v in confs.items() if v is not None}
-    previous = {k: spark.conf.get(k, None) for k in wanted}
-    for key, value in wanted.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
-
-
-def commit_metadata(spark: SparkSession, text: str | None) -> AbstractContextManager[None]:
-    """Set Delta's commit ``userMetadata`` for the writes inside the block."""
-    return session_confs(spark, {_USER_METADATA_CONF: text})
-
-
-def _require_columns(df: DataFrame, columns: Sequence[str], argument: str, path: str) -> None:
+def require_columns(df: DataFrame, columns: Sequence[str], argument: str, path: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise WriteError(
             f"{path}: {argument} {missing} not in the batch's columns {df.columns}"
         )
-
-
-def _table_name(path: str) -> str:
-    parts = path.rstrip("/").split("/")
-    return "/".join(parts[-2:])
 
 
 def run_identity(job: str, target: str, logical_run: str) -> tuple[str, int]:
@@ -242,59 +110,11 @@ def run_identity(job: str, target: str, logical_run: str) -> tuple[str, int]:
     return f"etl/{job}/{target}/{logical_run}", 0
 
 
-def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | None:
-    """The latest ``txnVersion`` the table recorded for ``app_id`` (its ``SetTransaction``
-    state), or ``None``."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    empty = jvm.scala.Option.empty()
-    transactions = log.update(False, empty, empty).transactions()
-    return int(transactions.apply(app_id)) if transactions.contains(app_id) else None
-
-
-def apply_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> bool:
-    """Set the table properties that differ from ``properties`` (one commit when any differs);
-    returns whether a commit was made."""
-    current = table_detail(spark, path)["properties"] or {}
-    changed = {k: v for k, v in properties.items() if current.get(k) != v}
-    if not changed:
-        return False
-    pairs = ", ".join(f"{sql_literal(k)} = {sql_literal(v)}" for k, v in sorted(changed.items()))
-    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
-    return True
-
-
-def quoted_name(name: str) -> str:
-    """``db.table`` as ```db`.`table```; raises `WriteError` for an empty part."""
-    parts = name.split(".")
-    if not all(parts) or len(parts) > 3:
-        raise WriteError(f"catalog name {name!r} must be table, db.table or catalog.db.table")
-    return ".".join(f"`{p}`" for p in parts)
-
-
-def register_table(spark: SparkSession, name: str, path: str) -> None:
-    """Register the Delta table at ``path`` in the session catalog (Hive metastore, or the AWS
-    Glue Data Catalog on EMR) as ``name``; its database is created when missing. A name already
-    registered for another location is an error."""
-    quoted = quoted_name(name)
-    if spark.catalog.tableExists(name):
-        detail = spark.sql(f"DESCRIBE DETAIL {quoted}").first()
-        assert detail is not None
-        location = str(detail["location"])
-        if location.rstrip("/") not in (path.rstrip("/"), f"file:{path.rstrip('/')}"):
-            raise WriteError(f"{path}: catalog name {name} already points at {location}")
-        return
-    if "." in name:
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {quoted.rsplit('.', 1)[0]}")
-    spark.sql(f"CREATE TABLE {quoted} USING DELTA LOCATION '{path}'")
-
-
 DuplicatePolicy = Literal["reject", "latest"]
 DUPLICATE_POLICIES = ("reject", "latest")
 
 
-def _one_of(value: str, allowed: Sequence[str], argument: str, path: str) -> None:
+def check_choice(value: str, allowed: Sequence[str], argument: str, path: str) -> None:
     if value not in allowed:
         raise WriteError(f"{path}: {argument} must be one of {list(allowed)}, got {value!r}")
 
@@ -340,7 +160,7 @@ class DeltaWrite:
 
     def schema_policy(self, policy: SchemaPolicy | None) -> Self:
         if policy is not None:
-            _one_of(policy, SCHEMA_POLICIES, "schema_policy", self.path)
+            check_choice(policy, SCHEMA_POLICIES, "schema_policy", self.path)
         return dataclasses.replace(self, policy=policy)
 
     def retries(self, attempts: int) -> Self:
@@ -362,7 +182,7 @@ class DeltaWrite:
 
     @property
     def table(self) -> str:
-        return _table_name(self.path)
+        return table_name(self.path)
 
     def schema_diff(self, df: DataFrame) -> SchemaDiff:
         """How ``df`` differs from the table (empty when the table does not exist yet)."""
@@ -469,7 +289,7 @@ class DeltaWrite:
         return metrics
 
 
-def _dedupe(
+def dedupe_keys(
     df: DataFrame, keys: Sequence[str], sequence: Sequence[str], policy: DuplicatePolicy, path: str
 ) -> DataFrame:
     """One row per key: reject duplicates (`WriteError` with sample keys) or keep the latest by
@@ -535,7 +355,7 @@ class DeltaMerge(DeltaWrite):
         return dataclasses.replace(self, partition_columns=tuple(columns), prune=prune)
 
     def on_duplicates(self, policy: DuplicatePolicy) -> DeltaMerge:
-        _one_of(policy, DUPLICATE_POLICIES, "on_duplicates", self.path)
+        check_choice(policy, DUPLICATE_POLICIES, "on_duplicates", self.path)
         return dataclasses.replace(self, duplicates=policy)
 
     def deletes(
@@ -553,11 +373,11 @@ class DeltaMerge(DeltaWrite):
     def _validate(self, df: DataFrame) -> None:
         if not self.key_columns:
             raise WriteError(f"{self.path}: keys() must name at least one column")
-        _require_columns(df, self.key_columns, "keys", self.path)
-        _require_columns(df, self.sequence_columns, "sequence_by", self.path)
-        _require_columns(df, self.partition_columns, "partitioned_by", self.path)
+        require_columns(df, self.key_columns, "keys", self.path)
+        require_columns(df, self.sequence_columns, "sequence_by", self.path)
+        require_columns(df, self.partition_columns, "partitioned_by", self.path)
         if self.op_column is not None:
-            _require_columns(df, [self.op_column], "deletes", self.path)
+            require_columns(df, [self.op_column], "deletes", self.path)
         if self.only_insert and self.op_column is not None:
             raise WriteError(f"{self.path}: insert_only() cannot be combined with deletes()")
 
@@ -570,7 +390,7 @@ class DeltaMerge(DeltaWrite):
         skipped = self._skipped()
         if skipped is not None:
             return skipped
-        batch = _dedupe(df, self.key_columns, self.sequence_columns, self.duplicates, self.path)
+        batch = dedupe_keys(df, self.key_columns, self.sequence_columns, self.duplicates, self.path)
         hard_delete = self.op_column is not None and self.soft_delete_column is None
         if self.soft_delete_column is not None:
             batch = batch.withColumn(self.soft_delete_column, F.expr(self._is_delete()))
@@ -641,7 +461,7 @@ class DeltaAppend(DeltaWrite):
         return dataclasses.replace(self, partition_columns=tuple(columns))
 
     def execute(self, df: DataFrame) -> WriteMetrics:
-        _require_columns(df, self.partition_columns, "partitioned_by", self.path)
+        require_columns(df, self.partition_columns, "partitioned_by", self.path)
         skipped = self._skipped()
         if skipped is not None:
             return skipped
@@ -681,7 +501,7 @@ class DeltaOverwrite(DeltaWrite):
         return dataclasses.replace(self, dynamic=enabled)
 
     def execute(self, df: DataFrame) -> WriteMetrics:
-        _require_columns(df, self.partition_columns, "partitioned_by", self.path)
+        require_columns(df, self.partition_columns, "partitioned_by", self.path)
         if self.replace_schema and self.predicate:
             raise WriteError(f"{self.path}: overwrite_schema() cannot be used with replace_where()")
         if self.dynamic and (self.predicate or not self.partition_columns):
@@ -704,34 +524,17 @@ class DeltaOverwrite(DeltaWrite):
         return self._finish()
 
 
-
-def read_delta(spark: SparkSession, path: str) -> DataFrame:
-    return spark.read.format("delta").load(path)
-
-
-def dates_predicate(column: str, dates: Sequence[Any]) -> str:
-    return in_predicate(column, list(dates))
-
-
 __all__ = [
     "CONFLICTS",
+    "DUPLICATE_POLICIES",
     "DeltaAppend",
     "DeltaMerge",
     "DeltaOverwrite",
     "DeltaWrite",
-    "apply_properties",
-    "committed_transaction",
-    "dates_predicate",
-    "filesystem_cause",
-    "in_predicate",
-    "last_commit_metrics",
-    "latest_version",
-    "partition_predicate",
-    "read_delta",
-    "register_table",
+    "DuplicatePolicy",
+    "check_choice",
+    "dedupe_keys",
+    "require_columns",
     "run_identity",
-    "sql_literal",
-    "table_detail",
-    "table_exists",
     "txn_confs",
 ]

@@ -22,7 +22,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from etl.errors import ConfigError, WriteError
-from etl.writers.delta import session_confs, table_detail, table_exists
+from etl.tables import session_confs, table_detail, table_exists
 from etl.writers.parquet import storage_files
 
 DEFAULT_RETENTION_HOURS = 168.0

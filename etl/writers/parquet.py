@@ -31,7 +31,8 @@ from pyspark.sql import functions as F
 
 from etl.context import WriteMetrics
 from etl.errors import WriteError
-from etl.writers.delta import _require_columns, _table_name
+from etl.tables import table_name
+from etl.writers.delta import require_columns
 
 ParquetMode = Literal["append", "overwrite", "overwrite_partitions"]
 
@@ -107,7 +108,7 @@ class ParquetWrite:
     def execute(self, df: DataFrame) -> WriteMetrics:
         """Write ``df``; returns rows written and files added/removed (from listing the folder
         before and after)."""
-        _require_columns(df, self.partition_columns, "partitioned_by", self.path)
+        require_columns(df, self.partition_columns, "partitioned_by", self.path)
         if self.mode == "overwrite_partitions" and not self.partition_columns:
             raise WriteError(f"{self.path}: overwrite_partitions() needs partitioned_by()")
         before = storage_files(self.spark, self.path)
@@ -128,7 +129,7 @@ class ParquetWrite:
         writer.save(self.path)
         after = storage_files(self.spark, self.path)
         return WriteMetrics(
-            table=_table_name(self.path), operation=self.mode.upper(), rows_inserted=rows,
+            table=table_name(self.path), operation=self.mode.upper(), rows_inserted=rows,
             files_added=len(set(after) - set(before)), files_removed=len(set(before) - set(after)),
         )
 

@@ -14,8 +14,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.context import RunContext
+from etl.tables import last_commit_metrics
 from etl.transforms.cleaning import ERRORS, RAW_RECORD
-from etl.writers.delta import last_commit_metrics
 
 
 def quarantine_rows(

@@ -29,16 +29,8 @@ from pyspark.sql import functions as F
 
 from etl.context import WriteMetrics
 from etl.errors import WriteError
-from etl.writers.delta import (
-    DeltaWrite,
-    _dedupe,
-    _require_columns,
-    commit_metadata,
-    read_delta,
-    session_confs,
-    table_exists,
-    txn_confs,
-)
+from etl.tables import commit_metadata, read_delta, session_confs, table_exists
+from etl.writers.delta import DeltaWrite, dedupe_keys, require_columns, txn_confs
 
 _MERGE_KEY = "_etl_merge_key_"
 
@@ -71,9 +63,9 @@ class Scd2Merge(DeltaWrite):
     def _validate(self, df: DataFrame) -> None:
         if not self.key_columns or not self.tracked_columns or self.effective_column is None:
             raise WriteError(f"{self.path}: SCD2 needs keys(), tracked() and effective_from()")
-        _require_columns(df, self.key_columns, "keys", self.path)
-        _require_columns(df, self.tracked_columns, "tracked", self.path)
-        _require_columns(df, [self.effective_column], "effective_from", self.path)
+        require_columns(df, self.key_columns, "keys", self.path)
+        require_columns(df, self.tracked_columns, "tracked", self.path)
+        require_columns(df, [self.effective_column], "effective_from", self.path)
         clash = [c for c in (self.valid_from, self.valid_to, self.is_current) if c in df.columns]
         if clash:
             raise WriteError(f"{self.path}: the batch already has history columns {clash}")
@@ -84,7 +76,7 @@ class Scd2Merge(DeltaWrite):
         if skipped is not None:
             return skipped
         assert self.effective_column is not None
-        batch = _dedupe(df, self.key_columns, [self.effective_column], "latest", self.path)
+        batch = dedupe_keys(df, self.key_columns, [self.effective_column], "latest", self.path)
         batch = batch.select(
             *df.columns,
             F.col(self.effective_column).cast("timestamp").alias(self.valid_from),

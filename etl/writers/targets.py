@@ -20,13 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from etl.config import TargetConfig
 from etl.context import RunContext, WriteMetrics
-from etl.writers.delta import (
-    DeltaAppend,
-    DeltaMerge,
-    DeltaOverwrite,
-    DeltaWrite,
-    run_identity,
-)
+from etl.writers.delta import DeltaAppend, DeltaMerge, DeltaOverwrite, DeltaWrite, run_identity
 from etl.writers.jdbc import JdbcConnection, WarehouseLoad
 from etl.writers.parquet import ParquetWrite
 from etl.writers.scd2 import Scd2Merge

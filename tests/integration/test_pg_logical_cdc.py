@@ -18,8 +18,8 @@ from etl.config import CdcConfig, JdbcConfig, JdbcCredentials, SourceConfig
 from etl.context import RunContext, Warehouse
 from etl.errors import SourceError
 from etl.readers.pg_logical import PgLogicalReader, lsn_number
+from etl.tables import read_delta
 from etl.watermarks import WatermarkStore
-from etl.writers.delta import read_delta
 
 pytestmark = pytest.mark.integration
 ROWS = "id int, name string, city string, _cdc_op string, position bigint"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from etl.writers.delta import DeltaMerge, read_delta
+from etl.tables import read_delta
+from etl.writers.delta import DeltaMerge
 
 pytestmark = pytest.mark.integration
 

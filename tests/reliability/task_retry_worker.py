@@ -19,7 +19,8 @@ def main(work: Path, jars_dir: str) -> None:
 
     from etl.config import SparkSettings
     from etl.session import get_spark
-    from etl.writers.delta import DeltaMerge, read_delta
+    from etl.tables import read_delta
+    from etl.writers.delta import DeltaMerge
 
     spark = get_spark(SparkSettings(
         app_name="task-retry-worker", master="local[2,2]", shuffle_partitions=2,

@@ -12,7 +12,8 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from etl.errors import WriteError
-from etl.writers.delta import DeltaAppend, latest_version, read_delta
+from etl.tables import latest_version, read_delta
+from etl.writers.delta import DeltaAppend
 
 
 @pytest.fixture()

@@ -13,7 +13,8 @@ from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl.writers.delta import DeltaMerge, read_delta
+from etl.tables import read_delta
+from etl.writers.delta import DeltaMerge
 
 SCHEMA = "id int, v string, seq int, op string, year int"
 BASE = [(1, "base", 0, "U", 2014), (2, "base", 0, "U", 2013), (3, "base", 0, "U", 2014)]

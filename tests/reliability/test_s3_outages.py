@@ -22,7 +22,8 @@ from chispa import assert_df_equality
 from etl.config import load_job_config
 from etl.errors import SourceError
 from etl.runner import run_job
-from etl.writers.delta import DeltaAppend, latest_version, read_delta
+from etl.tables import latest_version, read_delta
+from etl.writers.delta import DeltaAppend
 from tests.reliability.harness import ROOT
 
 pytestmark = pytest.mark.integration

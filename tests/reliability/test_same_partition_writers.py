@@ -15,7 +15,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.errors import WriteConflictError
-from etl.writers.delta import DeltaMerge, latest_version, read_delta
+from etl.tables import latest_version, read_delta
+from etl.writers.delta import DeltaMerge
 
 SCHEMA = "id int, v string, seq int, year int"
 

@@ -9,7 +9,8 @@ import pytest
 from chispa import assert_df_equality
 
 from etl.errors import SchemaPolicyError
-from etl.writers.delta import DeltaMerge, latest_version, read_delta
+from etl.tables import latest_version, read_delta
+from etl.writers.delta import DeltaMerge
 
 TABLE = "id int, st struct<a:int>"
 RENAMED = "id int, st struct<a2:int>"

@@ -24,8 +24,9 @@ from etl.errors import SourceError
 from etl.readers.jdbc import stage_extract
 from etl.runner import run_job
 from etl.staging import Staging
+from etl.tables import latest_version, read_delta
 from etl.watermarks import WatermarkStore
-from etl.writers.delta import DeltaAppend, latest_version, read_delta
+from etl.writers.delta import DeltaAppend
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

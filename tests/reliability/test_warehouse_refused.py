@@ -12,7 +12,8 @@ import pytest
 from chispa import assert_df_equality
 
 from etl.errors import WriteError
-from etl.writers.delta import DeltaAppend, latest_version, read_delta
+from etl.tables import latest_version, read_delta
+from etl.writers.delta import DeltaAppend
 
 SCHEMA = "id int, v string"
 

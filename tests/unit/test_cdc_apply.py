@@ -9,10 +9,10 @@ import pytest
 from chispa import assert_df_equality
 
 from etl.errors import WriteError
+from etl.tables import read_delta
 from etl.transforms.cdc import flatten_changes
 from etl.transforms.cleaning import split_rejected
 from etl.writers.cdc import CdcApply
-from etl.writers.delta import read_delta
 
 ENVELOPE = ("op string, before struct<id int, name string>, after struct<id int, name string>, "
             "ts_ms bigint, source struct<lsn bigint>")

@@ -13,8 +13,8 @@ from etl.config import CdcConfig, SourceConfig
 from etl.context import RunContext, Warehouse
 from etl.errors import SourceError
 from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
+from etl.tables import read_delta
 from etl.watermarks import WatermarkStore
-from etl.writers.delta import read_delta
 
 SOURCE = SourceConfig(type="delta_cdf", path="bronze/customers",
                       cdc=CdcConfig(keys=["id"], deletes="soft"))

@@ -13,15 +13,8 @@ from delta.tables import DeltaTable
 
 from etl.context import WriteMetrics
 from etl.errors import WriteError
-from etl.writers.delta import (
-    DeltaMerge,
-    DeltaOverwrite,
-    in_predicate,
-    partition_predicate,
-    read_delta,
-    sql_literal,
-    table_exists,
-)
+from etl.tables import in_predicate, partition_predicate, read_delta, sql_literal, table_exists
+from etl.writers.delta import DeltaMerge, DeltaOverwrite
 
 SCHEMA = "id int, v string, seq int, year int"
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from etl.cli import main
-from etl.writers.delta import DeltaAppend, read_delta
+from etl.tables import read_delta
+from etl.writers.delta import DeltaAppend
 from etl.writers.maintenance import file_stats, retention_hours
 
 SCHEMA = "id int, v string, year int"

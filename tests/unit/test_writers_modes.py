@@ -11,15 +11,8 @@ from delta.tables import DeltaTable
 
 from etl.context import WriteMetrics
 from etl.errors import WriteConflictError, WriteError
-from etl.writers.delta import (
-    DeltaAppend,
-    DeltaMerge,
-    DeltaOverwrite,
-    committed_transaction,
-    in_predicate,
-    read_delta,
-    run_identity,
-)
+from etl.tables import committed_transaction, in_predicate, read_delta
+from etl.writers.delta import DeltaAppend, DeltaMerge, DeltaOverwrite, run_identity
 
 SCHEMA = "id int, v string, seq int, year int"
 OP_SCHEMA = "id int, v string, seq int, op string"

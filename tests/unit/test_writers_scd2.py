@@ -6,7 +6,7 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from etl.writers.delta import read_delta
+from etl.tables import read_delta
 from etl.writers.scd2 import Scd2Merge
 
 BATCH = "id int, name string, city string, note string, updated_at timestamp"

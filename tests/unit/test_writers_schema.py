@@ -9,7 +9,8 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from etl.errors import SchemaPolicyError, exit_code
-from etl.writers.delta import DeltaAppend, DeltaMerge, read_delta
+from etl.tables import read_delta
+from etl.writers.delta import DeltaAppend, DeltaMerge
 from etl.writers.schema import ColumnChange, diff_schemas
 
 TABLE = "id int, v string, n int, code int, st struct<a:int>"

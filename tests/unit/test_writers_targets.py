@@ -11,7 +11,7 @@ from delta.tables import DeltaTable
 from etl.config import TargetConfig, load_job_config
 from etl.context import RunContext, Warehouse, WriteMetrics
 from etl.errors import ConfigError
-from etl.writers.delta import read_delta
+from etl.tables import read_delta
 from etl.writers.targets import input_digest, write_target
 
 JOB = """\

@@ -1,0 +1,152 @@
+"""The project's own records under ``<warehouse>/_etl/``: one Delta table each, declared here
+with its schema, and read and written the same way.
+
+========================  =====================  =============================================
+table                      location               one row per
+========================  =====================  =============================================
+`RUNS`                     ``_etl/runs``           run, and step of a run (`etl.runlog`)
+`DEAD_LETTERS`             ``_etl/dead_letters``   source or file that could not be used
+`FILES`                    ``_etl/state/files``    landed file version ingested (`etl.state`)
+`WATERMARKS`               ``_etl/state/           job and source: how far it was extracted
+                           watermarks``            (`etl.watermarks`)
+`BACKFILLS`                ``_etl/backfills``      change of a backfilled date's status
+                                                   (`etl.backfill`)
+`QUALITY_METRICS`          ``_etl/quality_         rule result and Deequ metric of an audit
+                           metrics``               (`etl.quality.history`)
+========================  =====================  =============================================
+
+Every write is one commit carrying the run id as Delta ``userMetadata``. Appends never conflict
+with each other; `RecordTable.merge` upserts by the table's ``keys``. A table that does not exist
+yet reads as ``None`` (nothing was recorded), never as an error.
+
+Example::
+
+    path = ctx.warehouse.records(FILES.name)
+    FILES.append(spark, path, [(job, source, uri, size, mtime, run_id, now)], run_id=run_id)
+    ledger = FILES.read(spark, path)      # a DataFrame, or None
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from etl.tables import table_exists
+
+
+def _fields(*fields: tuple[str, T.DataType, bool]) -> T.StructType:
+    return T.StructType([T.StructField(name, type_, nullable) for name, type_, nullable in fields])
+
+
+@dataclass(frozen=True)
+class RecordTable:
+    """A record table: its location under ``_etl/`` (``name``), its schema, and the key columns
+    `merge` upserts on. ``evolving`` tables accept new columns on append (the run record gains
+    columns as the library does)."""
+
+    name: str
+    schema: T.StructType
+    keys: tuple[str, ...] = ()
+    evolving: bool = False
+
+    def exists(self, spark: SparkSession, path: str) -> bool:
+        return table_exists(spark, path)
+
+    def read(self, spark: SparkSession, path: str) -> DataFrame | None:
+        """The table's rows, or ``None`` when nothing was recorded yet."""
+        if not self.exists(spark, path):
+            return None
+        return spark.read.format("delta").load(path)
+
+    def frame(self, spark: SparkSession, rows: Sequence[Sequence[Any]]) -> DataFrame:
+        """``rows`` (tuples in the schema's column order) as a frame of this table's schema."""
+        return spark.createDataFrame(list(rows), self.schema)
+
+    def append(self, spark: SparkSession, path: str, rows: Sequence[Sequence[Any]] | DataFrame,
+               *, run_id: str | None = None) -> None:
+        """Append ``rows`` in one commit (nothing for no rows); ``run_id`` becomes the commit's
+        ``userMetadata``."""
+        df = rows if isinstance(rows, DataFrame) else self.frame(spark, rows)
+        if not isinstance(rows, DataFrame) and not rows:
+            return
+        writer = df.write.format("delta").mode("append")
+        if self.evolving:
+            writer = writer.option("mergeSchema", "true")
+        if run_id is not None:
+            writer = writer.option("userMetadata", run_id)
+        writer.save(path)
+
+    def merge(self, spark: SparkSession, path: str, rows: Sequence[Sequence[Any]],
+              *, run_id: str) -> None:
+        """Upsert ``rows`` by ``keys`` in one commit (nothing for no rows)."""
+        from etl.writers.delta import DeltaMerge
+
+        if not self.keys:
+            raise TypeError(f"record table {self.name} has no keys to merge on")
+        if not rows:
+            return
+        DeltaMerge(spark, path).keys(*self.keys).user_metadata(run_id).execute(
+            self.frame(spark, rows))
+
+
+S, L, INT, D, TS, B, DBL = (T.StringType(), T.LongType(), T.IntegerType(), T.DateType(),
+                          T.TimestampType(), T.BooleanType(), T.DoubleType())
+
+WRITE = _fields(
+    ("table", S, True), ("operation", S, True), ("version", L, True), ("rows_inserted", L, True),
+    ("rows_updated", L, True), ("rows_deleted", L, True), ("files_added", L, True),
+    ("files_removed", L, True),
+)
+
+RUNS = RecordTable("runs", _fields(
+    ("run_id", S, False), ("record_type", S, False), ("step", S, True), ("step_index", INT, True),
+    ("job", S, False), ("env", S, False), ("mode", S, False), ("date_from", D, True),
+    ("date_to", D, True), ("status", S, False), ("started_at", TS, False),
+    ("ended_at", TS, True), ("duration_s", DBL, True), ("rows_read", L, True),
+    ("rows_written", L, True), ("rows_loaded", L, True), ("rows_quarantined", L, True),
+    ("rows_filtered", L, True), ("writes", T.ArrayType(WRITE), True), ("quality", S, True),
+    ("schema_changes", T.ArrayType(S), True), ("notes", T.ArrayType(S), True),
+    ("error_class", S, True), ("error_message", S, True), ("spark_app_id", S, True),
+    ("spark_stages", INT, True), ("spark_executor_time_ms", L, True),
+    ("spark_shuffle_read_bytes", L, True), ("spark_shuffle_write_bytes", L, True),
+    ("spark_spill_bytes", L, True), ("lineage_run_id", S, True), ("parent_run_id", S, True),
+    ("etl_version", S, False), ("git_commit", S, True),
+), evolving=True)
+
+DEAD_LETTERS = RecordTable("dead_letters", _fields(
+    ("job", S, False), ("run_id", S, False), ("source", S, True), ("error_class", S, False),
+    ("reason", S, False), ("recorded_at", TS, False),
+))
+
+FILES = RecordTable("state/files", _fields(
+    ("job", S, False), ("source", S, False), ("path", S, False), ("size", L, False),
+    ("modified_ms", L, False), ("run_id", S, False), ("ingested_at", TS, False),
+))
+
+WATERMARKS = RecordTable("state/watermarks", _fields(
+    ("job", S, False), ("source", S, False), ("column", S, False), ("kind", S, False),
+    ("value", S, False), ("run_id", S, False), ("updated_at", TS, False),
+), keys=("job", "source"))
+
+BACKFILLS = RecordTable("backfills", _fields(
+    ("job", S, False), ("date", D, False), ("status", S, False), ("run_id", S, True),
+    ("error", S, True), ("updated_at", TS, False),
+))
+
+QUALITY_METRICS = RecordTable("quality_metrics", _fields(
+    ("job", S, False), ("table", S, False), ("run_id", S, False), ("logical_date", D, False),
+    ("date_from", D, True), ("date_to", D, True), ("kind", S, False), ("rule", S, True),
+    ("severity", S, True), ("passed", B, True), ("constraint", S, True), ("entity", S, True),
+    ("instance", S, True), ("metric", S, True), ("value", DBL, True), ("rows_failed", L, True),
+    ("message", S, True), ("gate_passed", B, False), ("checked_at", TS, False),
+))
+
+#: Every record table, by name.
+ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS)}
+
+__all__ = ["ALL", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS", "RUNS", "WATERMARKS",
+           "WRITE", "RecordTable"]
