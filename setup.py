@@ -21,7 +21,7 @@ setup(
     version="0.1.0",
     description="Reusable Spark readers, transforms and writers for YAML-configured ETL jobs",
     python_requires=">=3.11",
-    # namespace-aware: a sub-package without __init__.py (etl/domains) is still shipped
+    # the library only: each job's transforms (jobs/) ship with the job, not in the wheel
     packages=find_namespace_packages(include=["etl", "etl.*"], exclude=["*.__pycache__"]),
     package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
     install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0",

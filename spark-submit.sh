@@ -14,9 +14,9 @@
 #                       used needs only pyspark (ETL_PYTHON, default .venv/bin/python)
 #   --dry-run           print the spark-submit command and exit
 #
-# What is shipped: the built wheel (dist/etl-*.whl, built if missing) on --py-files, the conf/
-# folder as an archive unpacked as ./conf next to the driver and executors, the job's entrypoint
-# jobs/JOB.py, and the JVM jars. The exit code is the job's (0, 1, 2 or 3; see README).
+# What is shipped: the built wheel (dist/etl-*.whl, built if missing) and the jobs/ package
+# (each job's transforms) on --py-files, the conf/ folder as an archive unpacked as ./conf next
+# to the driver and executors, a generated entrypoint running `etl run JOB`, and the JVM jars. The exit code is the job's (0, 1, 2 or 3; see README).
 # SPARK_SUBMIT names the spark-submit to use (default: next to the Python, else on PATH).
 set -euo pipefail
 
@@ -66,7 +66,11 @@ if [[ -n "$dist" ]]; then
     [[ -f "$f" ]] || { echo "spark-submit.sh: $f missing (run make dist)" >&2; exit 2; }
   done
 else
-  entry="$here/jobs/$job.py"
+  entry="$here/dist/entries/$job.py"
+  [[ -f "$here/conf/jobs/$job.yml" ]] || { echo "spark-submit.sh: no job '$job' (conf/jobs/$job.yml)" >&2; exit 2; }
+  if [[ $dry_run -eq 0 || ! -f "$entry" ]]; then
+    "$python" -c 'import sys; sys.path.insert(0, sys.argv[1] + "/scripts"); import build_dist, pathlib; build_dist.write_entries(pathlib.Path(sys.argv[1]) / "dist" / "entries")' "$here" >&2
+  fi
   log4j="$here/etl/log4j2.properties"
   version="$("$python" -c 'import etl; print(etl.__version__)')"
   wheel="$here/dist/etl-$version-py3-none-any.whl"
@@ -74,7 +78,11 @@ else
     mkdir -p "$here/dist"
     "$python" -m pip wheel -q --no-deps --no-build-isolation -w "$here/dist" "$here" >&2
   fi
-  py_files="$wheel"
+  jobs_archive="$here/dist/jobs.zip"
+  if [[ $dry_run -eq 0 || ! -f "$jobs_archive" ]]; then
+    (cd "$here" && rm -f "$jobs_archive" && "$python" -m zipfile -c "$jobs_archive" jobs >&2)
+  fi
+  py_files="$wheel,$jobs_archive"
   conf_archive="$here/dist/conf.zip"
   if [[ $dry_run -eq 0 || ! -f "$conf_archive" ]]; then
     (cd "$here/conf" && rm -f "$conf_archive" && "$python" -m zipfile -c "$conf_archive" . >&2)

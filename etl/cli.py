@@ -11,11 +11,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import etl
 from etl.errors import EXIT_USAGE, ConfigError
 
 DESCRIPTION = """\
 Run and inspect etl jobs. Configuration comes from conf/ (or --conf-dir, or $ETL_CONF_DIR):
-base.yml, then jobs/<job>.yml, then <env>.yml, then --set overrides. Tables live under
+base.yml, then jobs/<job>.yml, then <env>.yml (--env, default $ETL_ENV or local), then --set
+overrides. Tables live under
 $ETL_WAREHOUSE (default ./warehouse), landed files under $ETL_LANDING (default ./landing).
 
 exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 quality gate failed"""
@@ -33,6 +35,7 @@ COMMAND_MODULES = (
     "etl.commands.maintain",
     "etl.commands.quality",
     "etl.commands.report",
+    "etl.commands.new",
 )
 
 
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="etl", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--conf-dir", help="configuration folder (default: $ETL_CONF_DIR or ./conf)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {etl.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)

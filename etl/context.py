@@ -98,6 +98,8 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     #: ``etl run --from-staging RUN_ID``: redo transform and load from that run's staged extracts.
     staged_run: str | None = None
+    #: ``--allow-empty``: writes that would replace rows with nothing may go ahead.
+    allow_empty: bool = False
     #: Datasets the run read, as locations (paths or URIs) for lineage; when a job leaves it
     #: empty, its configured sources are its inputs.
     inputs: list[str] = field(default_factory=list)

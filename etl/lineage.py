@@ -318,7 +318,8 @@ class RunLineage:
 
         f = _facets()
         info = build_info()
-        module = self.config.job.entrypoint.partition(":")[0]
+        module = (self.config.job.transforms or self.config.job.entrypoint.partition(":")[0]
+                  or "etl.flow")
         facets: dict[str, Any] = {
             "jobType": f["job_type"].JobTypeJobFacet(
                 processingType="BATCH", integration="SPARK", jobType="JOB"),

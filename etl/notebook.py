@@ -19,15 +19,13 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from etl.config import JobConfig, load_job_config, load_settings
+from etl.config import JobConfig, default_env, load_job_config, load_settings
 from etl.context import RunContext, Warehouse, landing_path
 from etl.errors import ConfigError, SourceError
 
@@ -52,23 +50,24 @@ CHECK_SCHEMA = T.StructType(
 def load_config(
     job: str,
     *,
-    env: str = "local",
+    env: str | None = None,
     overrides: Sequence[str] = (),
     conf_dir: str | os.PathLike[str] | None = None,
 ) -> JobConfig:
     """The typed configuration of ``job`` (base.yml, jobs/JOB.yml, ENV.yml, then ``overrides``
     as ``KEY=VALUE`` strings), exactly as ``etl run`` reads it."""
-    return load_job_config(job, env=env, overrides=list(overrides), directory=conf_dir)
+    return load_job_config(job, env=env or default_env(), overrides=list(overrides),
+                           directory=conf_dir)
 
 
-def spark(env: str = "local", conf_dir: str | os.PathLike[str] | None = None) -> SparkSession:
+def spark(env: str | None = None, conf_dir: str | os.PathLike[str] | None = None) -> SparkSession:
     """The active SparkSession, else a new one built from ``env``'s ``spark`` settings."""
     from etl.session import get_spark
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    return get_spark(load_settings(env=env, directory=conf_dir).spark)
+    return get_spark(load_settings(env=env or default_env(), directory=conf_dir).spark)
 
 
 def _date(value: DateLike, argument: str) -> dt.date | None:
@@ -98,7 +97,7 @@ def run(
     date: DateLike = None,
     start: DateLike = None,
     end: DateLike = None,
-    env: str = "local",
+    env: str | None = None,
     overrides: Sequence[str] = (),
     conf_dir: str | os.PathLike[str] | None = None,
 ) -> RunContext:
@@ -116,15 +115,16 @@ def run(
     return run_job(config, spark=spark(env, conf_dir), date_from=first, date_to=last)
 
 
-def _warehouse(env: str, conf_dir: str | os.PathLike[str] | None, overrides: Sequence[str]) -> Warehouse:
-    settings = load_settings(env=env, overrides=list(overrides), directory=conf_dir)
+def _warehouse(env: str | None, conf_dir: str | os.PathLike[str] | None, overrides: Sequence[str]) -> Warehouse:
+    settings = load_settings(env=env or default_env(), overrides=list(overrides),
+                             directory=conf_dir)
     return Warehouse.at(settings.paths.warehouse)
 
 
 def table(
     name: str,
     *,
-    env: str = "local",
+    env: str | None = None,
     overrides: Sequence[str] = (),
     conf_dir: str | os.PathLike[str] | None = None,
 ) -> DataFrame:
@@ -147,7 +147,7 @@ def read(
     source: str,
     *,
     job: str,
-    env: str = "local",
+    env: str | None = None,
     overrides: Sequence[str] = (),
     conf_dir: str | os.PathLike[str] | None = None,
 ) -> DataFrame:
@@ -161,17 +161,11 @@ def read(
     spec = config.source(source)
     if spec.type != "files":
         raise ConfigError(f"source {source} is a {spec.type} source; etl.read reads files "
-                          "sources only", file=f"conf/jobs/{job}.yml", key=f"sources.{source}")
+                          "sources only", file=config.file, key=f"sources.{source}")
     session = spark(env, conf_dir)
     files = list_files(session, landing_path(config.paths.landing, spec.path), spec.pattern)
     return read_landed(session, files, spec, source_name=source, run_id=new_run_id(),
                        ingested_at=utcnow())
-
-
-def _job_hook(config: JobConfig, name: str) -> Any:
-    """``name`` from the module of the job's entrypoint (``preview``, ``references``)."""
-    module = importlib.import_module(config.job.entrypoint.partition(":")[0])
-    return getattr(module, name, None)
 
 
 def _context(config: JobConfig, first: dt.date | None = None, last: dt.date | None = None) -> RunContext:
@@ -186,38 +180,38 @@ def preview(
     date: DateLike = None,
     start: DateLike = None,
     end: DateLike = None,
-    env: str = "local",
+    env: str | None = None,
     overrides: Sequence[str] = (),
     conf_dir: str | os.PathLike[str] | None = None,
 ) -> DataFrame:
-    """The rows ``job``'s transform step would publish for ``date`` (or ``start``..``end``),
-    computed from what is already in the warehouse, without writing anything. The job's module
-    provides it as ``preview(spark, ctx, config) -> DataFrame`` (the flights job does)."""
+    """The rows ``job``'s transform step would publish for ``date`` (or ``start``..``end``) to
+    its first target built from a source, computed from what is already in bronze, before the
+    quality audit, without writing anything (`etl.flow.preview`)."""
     first, last = _dates(date, start, end)
     if first is None:
         raise ConfigError("preview needs date, or start and end")
     config = load_config(job, env=env, overrides=overrides, conf_dir=conf_dir)
-    hook = _job_hook(config, "preview")
-    if hook is None:
-        raise ConfigError(f"job {job} cannot preview: {config.job.entrypoint.partition(':')[0]} "
-                          "has no function preview(spark, ctx, config)",
-                          file=f"conf/jobs/{job}.yml", key="job.entrypoint")
-    return hook(spark(env, conf_dir), _context(config, first, last), config)
+    if config.job.entrypoint:
+        raise ConfigError(f"job {job} cannot preview: it runs its own entrypoint, not the flow",
+                          file=config.file, key="job.entrypoint")
+    from etl.flow import preview as flow_preview
+
+    return flow_preview(spark(env, conf_dir), _context(config, first, last), config)
 
 
 def check(
     name: str,
     *,
     job: str,
-    env: str = "local",
+    env: str | None = None,
     overrides: Sequence[str] = (),
     conf_dir: str | os.PathLike[str] | None = None,
 ) -> DataFrame:
     """Run ``job``'s quality rules for the target ``name`` (``silver/flights``) on the table's
     current contents; one row per rule result (table, rule, severity, passed, constraint, value,
     rows_failed, message), in the order of the rules. Anomaly rules compare with the stored
-    history. Nothing is stored or quarantined. Reference frames of ``foreign_key`` rules come
-    from the job module's ``references(spark, ctx, config)`` when it has one."""
+    history. Nothing is stored or quarantined. Reference frames of ``foreign_key`` rules are the
+    job's references as the flow types them."""
     from etl.quality import evaluate
 
     config = load_config(job, env=env, overrides=overrides, conf_dir=conf_dir)
@@ -227,12 +221,16 @@ def check(
         with_rules = sorted(f"{config.targets[t].layer}/{config.targets[t].table}"
                             for t in config.quality)
         raise ConfigError(f"job {job} has no quality rules for {name!r}; tables with rules: "
-                          f"{with_rules}", file=f"conf/jobs/{job}.yml", key="quality")
+                          f"{with_rules}", file=config.file, key="quality")
     df = table(name, env=env, overrides=overrides, conf_dir=conf_dir)
     session = df.sparkSession
     ctx = _context(config)
-    hook = _job_hook(config, "references")
-    refs = hook(session, ctx, config) if hook is not None else {}
+    if config.job.entrypoint:
+        refs: dict[str, DataFrame] = {}
+    else:
+        from etl.flow import references
+
+        refs = references(session, ctx, config)
     _, results, _ = evaluate(session, ctx, name, df, rules, references=refs)
     rows = [(name, r.rule, r.severity, r.passed, r.constraint,
              None if r.value is None else float(r.value), r.rows_failed, r.message)

@@ -30,6 +30,7 @@ environment variable ``ETL_PARENT_RUN_ID`` holds the pipeline's run id.
 from __future__ import annotations
 
 import datetime as dt
+import graphlib
 import os
 import re
 import threading
@@ -124,12 +125,16 @@ class PipelineConfig:
 
     def order(self) -> list[str]:
         """Jobs in dependency order; among ready jobs, the order of the file."""
+        position = {job: i for i, job in enumerate(self.jobs)}
+        sorter = graphlib.TopologicalSorter({j: s.depends_on for j, s in self.jobs.items()})
+        sorter.prepare()
         done: list[str] = []
-        waiting = list(self.jobs)
-        while waiting:
-            ready = [j for j in waiting if all(d in done for d in self.jobs[j].depends_on)]
-            done.append(ready[0])
-            waiting.remove(ready[0])
+        ready: list[str] = []
+        while sorter.is_active():
+            ready = sorted([*ready, *sorter.get_ready()], key=position.__getitem__)
+            job = ready.pop(0)
+            done.append(job)
+            sorter.done(job)
         return done
 
 
@@ -171,15 +176,12 @@ def load_pipeline(name: str, directory: str | os.PathLike[str] | None = None) ->
 
 
 def _check_acyclic(config: PipelineConfig, file: str) -> None:
-    def visit(job: str, path: list[str]) -> None:
-        if job in path:
-            cycle = " -> ".join([*path[path.index(job):], job])
-            raise ConfigError(f"dependency cycle: {cycle}", file=file, key="jobs")
-        for dep in config.jobs[job].depends_on:
-            visit(dep, [*path, job])
-
-    for job in config.jobs:
-        visit(job, [])
+    graph = {job: spec.depends_on for job, spec in config.jobs.items()}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(reversed(exc.args[1]))
+        raise ConfigError(f"dependency cycle: {cycle}", file=file, key="jobs") from None
 
 
 def _check_schedule(info: PipelineInfo, file: str) -> None:

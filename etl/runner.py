@@ -39,9 +39,15 @@ JobFunction = Callable[[SparkSession, RunContext, JobConfig], Any]
 
 
 def resolve_entrypoint(config: JobConfig) -> JobFunction:
-    """Import ``module:function`` named by ``job.entrypoint`` (before Spark starts)."""
+    """What runs the job, checked before Spark starts: the flow (`etl.flow.run_flow`) with the
+    job's plan (its transforms module imported and its functions checked), or the
+    ``module:function`` named by ``job.entrypoint``."""
     spec = config.job.entrypoint
-    where = {"file": f"conf/jobs/{config.job.name}.yml", "key": "job.entrypoint"}
+    if not spec:
+        from etl.flow import make_plan, run_flow
+
+        return functools.partial(run_flow, plan=make_plan(config))
+    where = {"file": config.file, "key": "job.entrypoint"}
     module_name, _, function_name = spec.partition(":")
     if not module_name or not function_name:
         raise ConfigError(f"expected 'module:function', got {spec!r}", **where)
@@ -93,7 +99,7 @@ def check_from_staging(config: JobConfig, staged_run: str | None, dated: bool) -
         raise ConfigError(
             f"job {config.job.name} does not stage its extracts, so it cannot re-run from "
             "staging (set staging.enabled: true)",
-            file=f"conf/jobs/{config.job.name}.yml", key="staging.enabled",
+            file=config.file, key="staging.enabled",
         )
 
 
@@ -107,12 +113,14 @@ def run_job(
     from_staging: str | None = None,
     parent: ParentRun | None = None,
     entry: JobFunction | None = None,
+    allow_empty: bool = False,
 ) -> RunContext:
     """Run the job of ``config``; return its context (rows, writes, steps, quality).
 
     Without dates the run is incremental; with ``date_from``/``date_to`` it reprocesses exactly
     those logical dates; with ``from_staging`` it redoes the transform and load of that earlier
-    run from its staged extracts, without reading the sources. Around the job it emits the
+    run from its staged extracts, without reading the sources; ``allow_empty`` lets a write
+    that would replace rows with nothing go ahead (a backfill of dates without rows). Around the job it emits the
     OpenLineage START and COMPLETE/FAIL events (``parent``, else ``$OPENLINEAGE_PARENT_ID``, names
     the pipeline's run), appends the run record under ``<warehouse>/_etl/runs`` in every case,
     records a failure to read a source in ``<warehouse>/_etl/dead_letters``, and sends alerts
@@ -124,6 +132,7 @@ def run_job(
     parent = parent or ParentRun.from_env()
     ctx = new_context(config, date_from, date_to, run_id)
     ctx.staged_run = from_staging
+    ctx.allow_empty = allow_empty
     bind_run(
         job=ctx.job, run_id=ctx.run_id, env=ctx.env, mode=ctx.mode,
         date_from=str(date_from) if date_from else None,

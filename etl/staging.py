@@ -44,6 +44,8 @@ class StagedExtract:
     path: str
     df: DataFrame
     manifest: dict[str, Any]
+    #: Rows the extraction read and set aside rather than staged (``_errors``, ``_record``).
+    rejected: DataFrame | None = None
 
 
 class Staging:

@@ -388,7 +388,7 @@ class Plan:
 
         def merge(name: str, warehouse: Path) -> None:
             shutil.copytree(base, warehouse)
-            extra = ("params.merge_prune=false",) if name == "merge_noprune" else ()
+            extra = ("targets.silver_order_lines.prune_partitions=false",) if name == "merge_noprune" else ()
             bench.measure(scale, name, functools.partial(
                 bench.job, landing, warehouse, "lineage.enabled=false", *extra))
 

@@ -4,11 +4,12 @@ Writes into the output folder:
 
 * ``etl-<version>-py3-none-any.whl``  the library (``--py-files``),
 * ``deps.zip``   the library's pure-Python runtime dependencies, taken from the installed
-  environment (no download); what clusters already provide is left out: pyspark, py4j,
-  delta-spark, numpy, pandas, boto3 and their dependencies (``--py-files``),
+  environment (no download), and the project's ``jobs`` package (each job's transforms); what
+  clusters already provide is left out: pyspark, py4j, delta-spark, numpy, pandas, boto3 and
+  their dependencies (``--py-files``),
 * ``conf.zip``   the ``conf/`` folder (``--archives conf.zip#conf``),
-* ``jobs/``      the spark-submit entrypoints, ``log4j2.properties`` and ``jars.txt``
-  (Maven coordinates for ``--packages``),
+* ``jobs/``      one spark-submit entrypoint per job (``etl run <job>`` with the arguments
+  given), ``log4j2.properties`` and ``jars.txt`` (Maven coordinates for ``--packages``),
 * ``manifest.json`` the version and the list of files.
 
 Compiled extension modules are not put in ``deps.zip`` (Python cannot import them from a zip);
@@ -71,7 +72,29 @@ def write_deps_zip(target: Path) -> list[str]:
                         or parts[0].endswith(".dist-info") or parts[0] == ".."):
                     continue
                 archive.write(dist.locate_file(file), str(file))
+        for path in sorted((ROOT / "jobs").glob("*.py")):
+            archive.write(path, f"jobs/{path.name}")
     return names
+
+
+ENTRY = '''"""spark-submit entrypoint of job {job}: ``etl run {job}`` with the arguments given."""
+
+import sys
+
+from etl.cli import main
+
+raise SystemExit(main(["run", "{job}", *sys.argv[1:]]))
+'''
+
+
+def write_entries(folder: Path) -> list[str]:
+    """One entrypoint per job of ``conf/jobs/``; returns the job names."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    jobs = sorted(p.stem for p in (ROOT / "conf" / "jobs").glob("*.yml"))
+    for job in jobs:
+        (folder / f"{job}.py").write_text(ENTRY.format(job=job))
+    return jobs
 
 
 def make_zip_importable(wheel: Path) -> list[str]:
@@ -106,8 +129,7 @@ def build(out: Path) -> dict[str, object]:
     with zipfile.ZipFile(out / "conf.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted((ROOT / "conf").rglob("*.yml")):
             archive.write(path, str(path.relative_to(ROOT / "conf")))
-    shutil.rmtree(out / "jobs", ignore_errors=True)
-    shutil.copytree(ROOT / "jobs", out / "jobs", ignore=shutil.ignore_patterns("__pycache__"))
+    write_entries(out / "jobs")
     shutil.copyfile(ROOT / "etl" / "log4j2.properties", out / "log4j2.properties")
     shutil.copyfile(ROOT / "etl" / "jars.txt", out / "jars.txt")
     import etl

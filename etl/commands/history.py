@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError
 
 
@@ -19,7 +20,7 @@ def register(commands: Any) -> None:
         description="Show recent runs from <warehouse>/_etl/runs, newest first.",
     )
     runs.add_argument("job", nargs="?", help="only this job")
-    runs.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(runs)
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
     runs.add_argument("--status", choices=["succeeded", "failed", "quality_failed"],
                       help="only runs that ended so")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError
 
 
@@ -21,7 +22,7 @@ def register(commands: Any) -> None:
     direction.add_argument("--downstream", action="store_true", help="only what comes from TABLE")
     lineage.add_argument("--format", choices=["text", "dot", "mermaid"], default="text",
                          help="text (default), Graphviz dot, or a Mermaid flowchart")
-    lineage.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(lineage)
     lineage.set_defaults(handler=handle)
 
 

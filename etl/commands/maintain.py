@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK
 
 
@@ -20,7 +21,7 @@ def register(commands: Any) -> None:
         ),
     )
     maintain.add_argument("table", metavar="TABLE", help="LAYER/NAME, or a path or URI")
-    maintain.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(maintain)
     maintain.add_argument("--zorder-by", nargs="+", default=[], metavar="COL",
                           help="ZORDER BY these columns (not partition columns)")
     maintain.add_argument("--retain-hours", type=float, default=None,

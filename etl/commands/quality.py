@@ -8,6 +8,7 @@ import argparse
 import re
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError
 
 _LAYERS = ("bronze", "silver", "gold")
@@ -33,7 +34,7 @@ def register(commands: Any) -> None:
             "silver/flights, read from <warehouse>/<layer>/<name>.",
         )
         parser.add_argument("table", help="layer/name, e.g. silver/flights")
-        parser.add_argument("--env", default="local", help="environment overlay (default: local)")
+        add_env_option(parser)
         parser.add_argument("--columns", help="comma-separated columns (default: all)")
         parser.set_defaults(handler=handle_profile if name == "profile" else handle_suggest)
 

@@ -1,13 +1,14 @@
 """``etl quarantine TABLE``, ``etl replay TABLE --run RUN_ID`` and ``etl dead-letters``: look at
 rejected rows and whole-source failures, and send rejected rows back once fixed.
 
-Replay protocol: the job's entrypoint module defines
-``replay(spark, ctx, config, quarantined)``, where ``quarantined`` holds the rows of
-``quarantine/<TABLE>`` to replay (``record`` is the row as landed, ``source_file`` its file). It
-runs them through the job's transforms, checks and load like a normal run (with its own run id,
-run record, lineage events and alerts). Afterwards those quarantine rows are marked replayed
-(``replayed_at``, ``replay_run_id``) and are not replayed again; rows that fail again are
-quarantined anew under the replay's run id.
+Replay: the quarantined rows of ``quarantine/<TABLE>`` (``record`` is the row as landed,
+``source_file`` its file) go through the job's flow again (`etl.flow.run.replay_entry`): typing
+(with the configuration as it is now, e.g. a fixed ``na_values``), the target's transform, the
+quality gate and the publish, like a normal run with its own run id, run record, lineage events
+and alerts. Afterwards those quarantine rows are marked replayed (``replayed_at``,
+``replay_run_id``) and are not replayed again; rows that fail again are quarantined anew under
+the replay's run id. A job with its own ``job.entrypoint`` replays through its module's
+``replay(spark, ctx, config, quarantined)``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import importlib
 import sys
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError, EtlError, exit_code
 
 
@@ -30,7 +32,7 @@ def register(commands: Any) -> None:
     quarantine.add_argument("--run", dest="run_id", help="only this run")
     quarantine.add_argument("--rows", action="store_true", help="list rows, not counts")
     quarantine.add_argument("--limit", type=int, default=50, help="rows to show (default: 50)")
-    quarantine.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(quarantine)
     quarantine.set_defaults(handler=handle_quarantine)
 
     replay = commands.add_parser(
@@ -41,10 +43,10 @@ def register(commands: Any) -> None:
     )
     replay.add_argument("table", help="table name, e.g. flights")
     replay.add_argument("--run", dest="run_id", required=True, help="the run that quarantined them")
-    replay.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(replay)
     replay.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a configuration value (repeatable), e.g. --set 'params.na_values=[NA, N/A]'",
+        help="override a configuration value (repeatable), e.g. --set 'sources.flights.na_values=[NA, N/A]'",
     )
     replay.set_defaults(handler=handle_replay)
 
@@ -54,7 +56,7 @@ def register(commands: Any) -> None:
         "<warehouse>/_etl/dead_letters.",
     )
     dead.add_argument("job", nargs="?", help="only this job")
-    dead.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(dead)
     dead.set_defaults(handler=handle_dead_letters)
 
 
@@ -97,11 +99,17 @@ def handle_replay(args: argparse.Namespace) -> int:
                           f"{jobs}; expected exactly one")
     config = load_job_config(jobs[0], env=args.env, overrides=args.overrides,
                              directory=args.conf_dir)
-    module = importlib.import_module(config.job.entrypoint.partition(":")[0])
-    hook = getattr(module, "replay", None)
-    if not callable(hook):
-        raise ConfigError(f"job {config.job.name}: {module.__name__} has no replay(spark, ctx, "
-                          "config, quarantined) function", key="job.entrypoint")
+    if config.job.entrypoint:
+        module = importlib.import_module(config.job.entrypoint.partition(":")[0])
+        hook = getattr(module, "replay", None)
+        if not callable(hook):
+            raise ConfigError(f"job {config.job.name}: {module.__name__} has no replay(spark, "
+                              "ctx, config, quarantined) function", key="job.entrypoint")
+    else:
+        from etl.flow.run import replay_entry
+
+        def hook(spark: Any, ctx: Any, config: Any, quarantined: Any) -> None:
+            replay_entry(config, args.table, quarantined)(spark, ctx, config)
     logs.configure(config.logging.format, config.logging.level)
     try:
         ctx, marked = replay(spark, config, args.table, args.run_id, hook)

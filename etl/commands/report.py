@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError
 
 
@@ -24,7 +25,7 @@ def register(commands: Any) -> None:
                         help="with --job: how many of its latest runs (default: 1)")
     report.add_argument("--out", metavar="FILE",
                         help="where to write (default: <warehouse>/_etl/reports/<name>.html)")
-    report.add_argument("--env", default="local", help="environment overlay (default: local)")
+    add_env_option(report)
     report.set_defaults(handler=handle)
 
 

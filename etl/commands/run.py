@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError, EtlError, exit_code
 
 
@@ -26,7 +27,7 @@ def register(commands: Any) -> None:
         "same thing twice leaves the same tables.",
     )
     run.add_argument("job", help="job name (a file conf/jobs/JOB.yml)")
-    run.add_argument("--env", default="local", help="environment overlay conf/ENV.yml (default: local)")
+    add_env_option(run)
     run.add_argument("--date", type=parse_date, help="reprocess this one logical date (YYYY-MM-DD)")
     run.add_argument("--from", dest="date_from", type=parse_date, help="first logical date to reprocess")
     run.add_argument("--to", dest="date_to", type=parse_date, help="last logical date to reprocess")
@@ -34,6 +35,11 @@ def register(commands: Any) -> None:
         "--from-staging", metavar="RUN_ID",
         help="redo the transform and load of run RUN_ID from its staged extracts, without "
         "reading the sources (jobs with staging.enabled)",
+    )
+    run.add_argument(
+        "--allow-empty", action="store_true",
+        help="let a write that would replace rows with nothing go ahead (a backfill of dates "
+        "without rows, an empty snapshot file); refused otherwise",
     )
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -64,7 +70,8 @@ def handle(args: argparse.Namespace) -> int:
 
     try:
         ctx = run_job(
-            config, date_from=date_from, date_to=date_to, from_staging=args.from_staging
+            config, date_from=date_from, date_to=date_to, from_staging=args.from_staging,
+            allow_empty=args.allow_empty,
         )
     except EtlError as exc:
         print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)

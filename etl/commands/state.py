@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from etl.commands import add_env_option
 from etl.errors import EXIT_OK, ConfigError
 
 
@@ -34,13 +35,13 @@ def register(commands: Any) -> None:
     reset.add_argument("job")
     reset.add_argument("source", nargs="?", help="only this source (default: every source)")
     for parser in (show, set_, reset):
-        parser.add_argument("--env", default="local", help="environment overlay (default: local)")
+        add_env_option(parser)
         parser.set_defaults(handler=handle)
 
 
 def _incremental_column(config: Any, source: str) -> str:
     """The watermark column of a configured incremental JDBC source (a ConfigError otherwise)."""
-    where = {"file": f"conf/jobs/{config.job.name}.yml", "key": f"sources.{source}"}
+    where = {"file": config.file, "key": f"sources.{source}"}
     if source not in config.sources:
         raise ConfigError(f"no source {source!r}; configured: {sorted(config.sources)}", **where)
     jdbc = config.sources[source].jdbc

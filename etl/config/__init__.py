@@ -14,8 +14,10 @@ Example::
 
 from etl.config.loading import (
     DEFAULT_ENV,
+    ENV_VARIABLE,
     conf_dir,
     convert,
+    default_env,
     list_jobs,
     load_job_config,
     load_settings,
@@ -64,6 +66,7 @@ from etl.config.sources import (
 
 __all__ = [
     "DEFAULT_ENV",
+    "ENV_VARIABLE",
     "ROW_LEVEL_TYPES",
     "RULE_PARAMETERS",
     "AlertChannel",
@@ -99,6 +102,7 @@ __all__ = [
     "TargetConfig",
     "conf_dir",
     "convert",
+    "default_env",
     "list_jobs",
     "load_job_config",
     "load_settings",

@@ -4,8 +4,11 @@ raises `ConfigError` with the file and the dotted key, before Spark starts."""
 
 from __future__ import annotations
 
+import dataclasses
+import graphlib
 import re
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from etl.config.model import JobConfig
 from etl.config.rules import RuleConfig, rule_problems
@@ -25,11 +28,35 @@ def origin_of(origin: Mapping[str, str], dotted: str) -> str:
     return "configuration"
 
 
+def with_bronze_modes(config: JobConfig, origin: Mapping[str, str], job_file: str) -> JobConfig:
+    """The configuration with the mode of each files source's bronze target set from the
+    source's ``kind`` (``append``: the files' rows are added, a changed file's rows replaced;
+    ``snapshot``: the newest file replaces the table). A mode given in YAML must agree."""
+    targets = dict(config.targets)
+    for name, source in config.sources.items():
+        if source.type != "files" or source.bronze not in targets \
+                or targets[source.bronze].layer != "bronze":
+            continue  # a missing or wrong bronze target is check_flow's to report
+        wanted: Literal["overwrite", "append"] = (
+            "overwrite" if source.kind == "snapshot" else "append")
+        target = targets[source.bronze]
+        key = f"targets.{source.bronze}.mode"
+        if key in origin and target.mode != wanted:
+            raise ConfigError(
+                f"the bronze table of {source.kind} source {name!r} is written in mode {wanted}, "
+                f"got {target.mode!r} (remove the key or set {wanted})",
+                file=origin_of(origin, key), key=key)
+        targets[source.bronze] = dataclasses.replace(target, mode=wanted)
+    return dataclasses.replace(config, targets=targets)
+
+
 def check_job(config: JobConfig, origin: Mapping[str, str], job_file: str) -> None:
     """Every check of a converted job configuration (``job_file``: where keys without an origin
     are said to be)."""
     for name, source in config.sources.items():
         check_source(name, source, origin, job_file)
+    if not config.job.entrypoint:
+        check_flow(config, origin, job_file)
     for name, target in config.targets.items():
         for key, message in target.problems():
             raise ConfigError(message, file=origin.get(f"targets.{name}", job_file),
@@ -166,3 +193,101 @@ def check_rules(
             for param, problem in rule_problems(rule):
                 raise ConfigError(f"rule {rule.name!r} ({rule.type}): {problem}", file=file,
                                   key=f"{where}.{param}")
+
+
+#: Source types that land in a bronze table, and those whose extract is staged.
+LANDS_IN_BRONZE = ("files", "kafka")
+STAGED = ("jdbc", "rest", "pg_logical")
+
+
+def check_flow(config: JobConfig, origin: Mapping[str, str], job_file: str) -> None:
+    """What the flow needs of a job (`etl.flow`): every name a source or target gives exists and
+    is of the right kind, each built target says how it is written, the targets form no cycle.
+    Functions of the transforms module are checked by `etl.flow.plan` when it imports it."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=origin_of(origin, key) if key in origin else job_file,
+                           key=key)
+
+    sources, targets = config.sources, config.targets
+    fed: dict[str, str] = {}
+    for name, source in sources.items():
+        key = f"sources.{name}"
+        if source.bronze is not None:
+            target = targets.get(source.bronze)
+            if target is None or target.layer != "bronze":
+                raise fail(f"{key}.bronze", f"expected a bronze target, got {source.bronze!r} "
+                           f"(bronze targets: {sorted(t for t, c in targets.items() if c.layer == 'bronze')})")
+            if source.bronze in fed:
+                raise fail(f"{key}.bronze", f"target {source.bronze!r} is already the bronze table "
+                           f"of source {fed[source.bronze]!r}")
+            fed[source.bronze] = name
+        elif source.type in LANDS_IN_BRONZE:
+            raise fail(f"{key}.bronze", f"a {source.type} source lands in a bronze target: name it")
+        if source.type in STAGED and not config.staging.enabled:
+            raise fail("staging.enabled", f"source {name!r} ({source.type}) is staged before it "
+                       "is loaded: set staging.enabled: true")
+        for column in source.required:
+            if source.columns and column not in source.columns and column not in source.types \
+                    and source.derive is None:
+                raise fail(f"{key}.required", f"column {column!r} is not a column of the source "
+                           f"({', '.join(source.columns)})")
+        if source.sequence_by and not source.keys:
+            raise fail(f"{key}.sequence_by", "sequence_by orders the versions of a key: give keys")
+    graph: dict[str, set[str]] = {}
+    for name, target in targets.items():
+        key = f"targets.{name}"
+        if target.layer == "bronze" or not target.inputs:
+            if target.inputs:
+                raise fail(f"{key}.inputs", "a bronze target is fed by its source (sources.<name>."
+                           "bronze), not built from inputs")
+            continue
+        from_sources = [i for i in target.inputs if i in sources]
+        # a name is a source's when a source has it (sources and targets are named apart)
+        from_targets = [i for i in target.inputs if i in targets and i not in sources]
+        unknown = [i for i in target.inputs if i not in sources and i not in targets]
+        if unknown:
+            raise fail(f"{key}.inputs", f"{unknown[0]!r} is neither a source nor a target "
+                       f"(sources: {sorted(sources)}; targets: {sorted(targets)})")
+        if from_sources and (len(from_sources) > 1 or from_targets):
+            raise fail(f"{key}.inputs", "a target is built from one source, or from targets")
+        if f"{key}.mode" not in origin:
+            raise fail(f"{key}.mode", "required: how the flow writes the target (append, "
+                       "overwrite, overwrite_partitions, merge, insert_only or scd2)")
+        for ref in target.references:
+            if ref not in sources:
+                raise fail(f"{key}.references", f"{ref!r} is not a source ({sorted(sources)})")
+            if ref in from_sources:
+                raise fail(f"{key}.references", f"{ref!r} is the target's input")
+        for ref in target.narrow:
+            if ref not in target.references:
+                raise fail(f"{key}.narrow", f"{ref!r} is not one of the target's references")
+        changes = bool(from_sources) and sources[from_sources[0]].type in ("delta_cdf",
+                                                                         "pg_logical")
+        if changes != (target.mode == "apply_changes"):
+            raise fail(f"{key}.mode", "a target built from a change feed (delta_cdf, pg_logical) "
+                       "has mode apply_changes, and only such a target has it")
+        if changes and target.keys:
+            raise fail(f"{key}.keys", f"the keys of applied changes are the source's "
+                       f"(sources.{from_sources[0]}.cdc.keys)")
+        if from_sources:
+            if target.replace_by or target.touched:
+                raise fail(f"{key}.replace_by", "replace_by applies to targets built from targets")
+            if target.mode in ("merge", "insert_only") and not (
+                    target.sequence_by or target.duplicates == "reject"):
+                raise fail(f"{key}.sequence_by", "give sequence_by (the newest version wins)")
+        elif target.touched and not target.replace_by:
+            raise fail(f"{key}.touched", "touched computes the values of replace_by: give it")
+        graph[name] = set(from_targets)
+    for name, export in config.exports.items():
+        if export.input not in targets:
+            raise fail(f"exports.{name}.input", f"expected a target, got {export.input!r}")
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(reversed(exc.args[1]))
+        raise fail("targets", f"the targets' inputs form a cycle: {cycle}") from None
+    if config.job.date_column:
+        dated = [n for n, t in targets.items() if t.inputs]
+        if not dated:
+            raise fail("job.date_column", "no target is built from an input")

@@ -27,13 +27,21 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from etl.config.checks import check_job, origin_of
+from etl.config.checks import check_job, origin_of, with_bronze_modes
 from etl.config.model import JobConfig, Settings
 from etl.errors import ConfigError
 
 DEFAULT_ENV = "local"
+#: The environment variable naming the environment overlay when ``--env`` is not given.
+ENV_VARIABLE = "ETL_ENV"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def default_env() -> str:
+    """The environment of commands that are not given ``--env``: ``$ETL_ENV``, else
+    ``local``."""
+    return os.environ.get(ENV_VARIABLE) or DEFAULT_ENV
 
 
 def conf_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -71,6 +79,8 @@ def load_job_config(
     merged, origin = _merged_documents(
         (root / "base.yml", job_file, env_file), env, overrides, environ
     )
+    merged["conf_dir"] = str(root)
+    origin["conf_dir"] = "--conf-dir"
     config = convert(JobConfig, merged, origin, "", str(job_file))
     if config.job.name != job:
         raise ConfigError(
@@ -78,6 +88,7 @@ def load_job_config(
             file=origin.get("job.name", str(job_file)),
             key="job.name",
         )
+    config = with_bronze_modes(config, origin, str(job_file))
     check_job(config, origin, str(job_file))
     return config
 
@@ -280,7 +291,8 @@ def convert(tp: Any, value: Any, origin: Mapping[str, str], dotted: str, default
         unknown = sorted(set(value) - set(fields))
         if unknown:
             key = f"{dotted}.{unknown[0]}" if dotted else unknown[0]
-            raise fail(f"unknown key (allowed: {', '.join(sorted(fields))})", key)
+            allowed = sorted(n for n, f in fields.items() if f.metadata.get("yaml", True))
+            raise fail(f"unknown key (allowed: {', '.join(allowed)})", key)
         kwargs = {}
         for name, f in fields.items():
             key = f"{dotted}.{name}" if dotted else name

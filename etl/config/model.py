@@ -45,9 +45,17 @@ class LoggingSettings:
 @dataclass(frozen=True)
 class JobInfo:
     name: str
-    #: ``module:function`` that runs the job, called as ``function(spark, ctx, config)``.
-    entrypoint: str
     description: str = ""
+    #: The module of the job's transforms (``jobs.flights``): the functions ``derive``,
+    #: ``transform`` and ``touched`` name. Empty for a job without Python.
+    transforms: str = ""
+    #: The column holding a row's logical date, in the typed rows and in every target built
+    #: from them: ``--date``/``--from --to`` reprocess exactly those dates. Empty: the job has
+    #: no backfill.
+    date_column: str = ""
+    #: ``module:function`` run instead of the flow, as ``function(spark, ctx, config)``: for
+    #: work the flow cannot express (the job then keeps its own books).
+    entrypoint: str = ""
 
 
 
@@ -87,10 +95,12 @@ class TargetConfig:
     keys: list[str] = field(default_factory=list)
     #: How a batch is written: ``append``; ``overwrite`` (the whole table);
     #: ``overwrite_partitions`` (exactly the partitions the batch has rows for); ``merge``
-    #: (upsert on ``keys``); ``insert_only`` (new keys only); ``scd2`` (type 2 history).
-    #: jdbc targets: ``merge`` (upsert) or ``overwrite`` (truncate-insert).
+    #: (upsert on ``keys``); ``insert_only`` (new keys only); ``scd2`` (type 2 history);
+    #: ``apply_changes`` (the change events of a ``delta_cdf`` or ``pg_logical`` source, as its
+    #: ``cdc`` section says). jdbc targets: ``merge`` (upsert) or ``overwrite`` (truncate-insert).
     mode: Literal[
-        "append", "overwrite", "overwrite_partitions", "merge", "insert_only", "scd2"
+        "append", "overwrite", "overwrite_partitions", "merge", "insert_only", "scd2",
+        "apply_changes",
     ] = "append"
     #: When the batch's schema differs from the table's: ``fail`` before writing, ``evolve``
     #: (additive changes and widenings), or ``rescue`` (unknown values into ``_rescued_data``).
@@ -117,6 +127,32 @@ class TargetConfig:
     #: parquet: at most this many rows per file, or about this many bytes per file.
     target_file_rows: int | None = None
     target_file_bytes: int | None = None
+    #: What the flow builds the target from: one source (the rows this run read, typed), or
+    #: targets (their tables, for the values of ``replace_by`` this run touched).
+    inputs: list[str] = field(default_factory=list)
+    #: The function of the job's transforms module that makes the target's rows, called with
+    #: the inputs and ``references`` as keyword arguments named after them.
+    transform: str | None = None
+    #: Sources whose current tables (typed) the transform and the ``foreign_key`` rules look up.
+    references: list[str] = field(default_factory=list)
+    #: A reference read only for the keys a small batch names: ``{reference: {batch column:
+    #: reference column}}``, when the batch has at most ``narrow_below`` rows and the target
+    #: exists.
+    narrow: dict[str, dict[str, str]] = field(default_factory=dict)
+    narrow_below: int = 1_000_000
+    #: A SQL condition: rows of the transform's output that do not meet it are filtered
+    #: (counted as filtered, not loaded).
+    filter: str | None = None
+    #: Targets built from targets: the column whose values a run rewrites (those its inputs'
+    #: batches touched; ``touched`` names a function computing them when they are not a
+    #: column of the input batch).
+    replace_by: str | None = None
+    touched: str | None = None
+    #: merge with ``partition_by``: only the partitions present in the batch are scanned.
+    prune_partitions: bool = True
+    #: Let a write that would replace rows with nothing go ahead (an empty backfill, an empty
+    #: snapshot file, an empty full load): refused by default.
+    allow_empty: bool = False
     #: jdbc: the URL, the table (``schema.name``), the user, the environment variable holding
     #: the password, and the SQL dialect.
     jdbc_url: str | None = None
@@ -256,16 +292,36 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """A copy of a target's current table written after each run that published something:
+    ``<path>/<export name>`` (local or a URI such as ``s3a://bucket/exports``), replaced whole."""
+
+    input: str
+    #: The folder; empty: no export (e.g. ``${ETL_SHOP_EXPORT:-}`` unset).
+    path: str = ""
+    format: Literal["csv", "json", "parquet"] = "csv"
+    #: Spark writer options (``header: "true"``).
+    options: dict[str, str] = field(default_factory=dict)
+    order_by: list[str] = field(default_factory=list)
+    #: One file (one task writes it) rather than one per partition.
+    single_file: bool = True
+
+
+@dataclass(frozen=True)
 class JobConfig:
     env: str
     job: JobInfo
+    #: The configuration folder the job was read from (set by the loader, not in YAML).
+    conf_dir: str = field(default="conf", metadata={"yaml": False})
     spark: SparkSettings = field(default_factory=SparkSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     targets: dict[str, TargetConfig] = field(default_factory=dict)
     quality: dict[str, list[RuleConfig]] = field(default_factory=dict)
-    #: Job-specific parameters, read by the job's entrypoint.
+    #: Copies of targets written after each run (``<path>/<name>``).
+    exports: dict[str, ExportConfig] = field(default_factory=dict)
+    #: Job-specific parameters, read by a job's own entrypoint.
     params: dict[str, Any] = field(default_factory=dict)
     s3: S3Settings = field(default_factory=S3Settings)
     staging: StagingSettings = field(default_factory=StagingSettings)
@@ -273,13 +329,18 @@ class JobConfig:
     lineage: LineageSettings = field(default_factory=LineageSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
+    @property
+    def file(self) -> str:
+        """The job's YAML file, as errors name it."""
+        return f"{self.conf_dir}/jobs/{self.job.name}.yml"
+
     def target(self, name: str) -> TargetConfig:
         try:
             return self.targets[name]
         except KeyError:
             raise ConfigError(
                 f"the job needs a target named {name!r}; configured: {sorted(self.targets)}",
-                file=f"conf/jobs/{self.job.name}.yml",
+                file=self.file,
                 key="targets",
             ) from None
 
@@ -289,7 +350,7 @@ class JobConfig:
         except KeyError:
             raise ConfigError(
                 f"the job needs a source named {name!r}; configured: {sorted(self.sources)}",
-                file=f"conf/jobs/{self.job.name}.yml",
+                file=self.file,
                 key="sources",
             ) from None
 

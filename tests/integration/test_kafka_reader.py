@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from etl.config import KafkaConfig, TargetConfig
 from etl.context import RunContext, Warehouse
 from etl.errors import ConfigError
-from etl.readers.kafka import checkpoint_location, load_kafka, start_kafka_load
+from etl.flow.kafka import checkpoint_location, load_kafka, start_kafka_load
 from tests.services import require_service
 
 pytestmark = pytest.mark.integration

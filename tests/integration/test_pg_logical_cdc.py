@@ -13,10 +13,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from etl.cdc import sync_source
 from etl.config import CdcConfig, JdbcConfig, JdbcCredentials, SourceConfig
 from etl.context import RunContext, Warehouse
 from etl.errors import SourceError
+from etl.flow.cdc import sync_source
 from etl.readers.pg_logical import PgLogicalReader, lsn_number
 from etl.tables import read_delta
 from etl.watermarks import WatermarkStore

@@ -1,4 +1,4 @@
-"""The ``cdc`` section of a source: the README's example loads typed, mistakes fail at load time
+"""The ``cdc`` section of a source: the example of docs/sources.md loads typed, mistakes fail at load time
 naming the file and the key; the paths a job derives from it."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from etl.cdc import feed_table_path, tombstones_path
 from etl.config import CdcConfig, JdbcConfig, JdbcCredentials, SourceConfig, load_job_config
 from etl.context import Warehouse
 from etl.errors import ConfigError
+from etl.flow.cdc import feed_table_path, tombstones_path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-HEADER = "job:\n  name: sync\n  entrypoint: etl.domains.shop:run\n"
+SOURCES_DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
+HEADER = "job:\n  name: sync\n  entrypoint: jobs.sync:run\n"
 
 
 def readme_example() -> str:
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", SOURCES_DOC.read_text(), flags=re.S)
     (block,) = [b for b in blocks if "type: pg_logical" in b]
     return block
 
@@ -93,17 +93,17 @@ def test_paths_a_job_derives_from_the_cdc_section():
     assert tombstones_path(warehouse, "sync", "customers") == "/wh/_etl/cdc/sync/customers/tombstones"
 
 
-def test_a_stored_position_that_is_not_an_integer_is_a_state_error():
+def test_astored_position_that_is_not_an_integer_is_a_state_error():
     import datetime as dt
 
-    from etl.cdc import _stored_position
     from etl.errors import StateError
+    from etl.flow.cdc import stored_position
     from etl.watermarks import Watermark
 
-    assert _stored_position(Watermark("sync", "customers", "lsn", 42), "lsn") == 42
-    assert _stored_position(None, "lsn") is None
+    assert stored_position(Watermark("sync", "customers", "lsn", 42), "lsn") == 42
+    assert stored_position(None, "lsn") is None
     with pytest.raises(StateError) as err:
-        _stored_position(Watermark("sync", "customers", "lsn", dt.date(2026, 1, 1)), "lsn")
+        stored_position(Watermark("sync", "customers", "lsn", dt.date(2026, 1, 1)), "lsn")
     assert str(err.value) == (
         "source customers: the stored watermark is lsn = datetime.date(2026, 1, 1), expected an "
         "integer lsn (rewind it with `etl state set` or `etl state reset`)")

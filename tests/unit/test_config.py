@@ -24,7 +24,8 @@ from etl.config import (
 from etl.errors import EXIT_USAGE, ConfigError
 
 SPARK_KEYS = "app_name, conf, driver_memory, jars_dir, log_level, master, shuffle_partitions"
-TOP_KEYS = "alerts, deploy, env, job, lineage, logging, params, paths, quality, s3, sources, spark, staging, targets"
+TOP_KEYS = ("alerts, deploy, env, exports, job, lineage, logging, params, paths, quality, s3, "
+            "sources, spark, staging, targets")
 
 
 @pytest.fixture()
@@ -59,9 +60,10 @@ def test_real_flights_config_loads_typed_values(conf_dir):
     assert config.env == "local"
     assert config.job == JobInfo(
         name="flights",
-        entrypoint="etl.domains.flights:run",
         description="NYC 2013 departures -> bronze, silver flights (MERGE), gold "
         "carrier_daily_performance",
+        transforms="jobs.flights",
+        date_column="flight_date",
     )
     assert config.spark == SparkSettings(
         app_name="etl",
@@ -75,37 +77,60 @@ def test_real_flights_config_loads_typed_values(conf_dir):
     )
     assert config.paths == PathSettings(warehouse="./warehouse", landing="./landing")
     assert config.logging == LoggingSettings(format="console", level="INFO")
-    assert list(config.sources) == ["flights", "airlines", "airports", "planes", "weather"]
+    assert list(config.sources) == ["airlines", "airports", "planes", "weather", "flights"]
+    flight_columns = [
+        "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+        "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
+        "air_time", "distance", "hour", "minute", "time_hour",
+    ]
+    integers = {c: "int" for c in flight_columns if c not in (
+        "carrier", "tailnum", "origin", "dest", "time_hour")}
     assert config.source("flights") == SourceConfig(
         path="flights",
         format="csv",
         pattern="*.csv",
-        columns=[
-            "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-            "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
-            "air_time", "distance", "hour", "minute", "time_hour",
-        ],
+        columns=flight_columns,
         options={"header": "true"},
         kind="append",
+        bronze="bronze_flights",
+        types={**integers, "time_hour": "timestamp", "carrier": "string", "tailnum": "string",
+               "origin": "string", "dest": "string"},
+        required=["carrier", "flight", "time_hour", "year", "month", "day", "origin"],
+        na_values=["NA", ""],
+        derive="flight_times",
     )
     assert config.source("airlines") == SourceConfig(
         path="airlines", pattern="*.csv", columns=["carrier", "name"],
-        options={"header": "true"}, kind="snapshot",
+        options={"header": "true"}, kind="snapshot", bronze="bronze_airlines",
+        types={"carrier": "string", "name": "string"}, required=["carrier"],
+        na_values=["NA", ""],
     )
     assert list(config.targets) == [
         "bronze_flights", "bronze_airlines", "bronze_airports", "bronze_planes",
         "bronze_weather", "silver_flights", "gold_performance",
     ]
-    assert config.target("bronze_flights") == TargetConfig(layer="bronze", table="flights")
+    # a bronze target's mode comes from its source's kind
+    assert config.target("bronze_flights") == TargetConfig(layer="bronze", table="flights",
+                                                           mode="append")
+    assert config.target("bronze_airlines") == TargetConfig(layer="bronze", table="airlines",
+                                                            mode="overwrite")
     assert config.target("silver_flights") == TargetConfig(
         layer="silver",
         table="flights",
         format="delta",
-        partition_by=["year", "month", "day"],
+        inputs=["flights"],
+        transform="enrich",
+        references=["airlines", "airports", "planes", "weather"],
+        mode="merge",
         keys=["carrier", "flight", "time_hour"],
+        sequence_by=["_source_modified", "_source_file"],
+        duplicates="latest",
+        partition_by=["year", "month", "day"],
     )
     assert config.target("gold_performance") == TargetConfig(
-        layer="gold", table="carrier_daily_performance", keys=["flight_date", "carrier", "origin"]
+        layer="gold", table="carrier_daily_performance", inputs=["silver_flights"],
+        transform="carrier_daily_performance", mode="overwrite", replace_by="flight_date",
+        keys=["flight_date", "carrier", "origin"],
     )
     assert list(config.quality) == ["silver_flights"]
     assert config.quality["silver_flights"][:2] == [  # the rest: tests/unit/test_quality_config.py
@@ -120,7 +145,7 @@ def test_real_flights_config_loads_typed_values(conf_dir):
                 description="every row has its key columns",
             ),
     ]
-    assert config.params == {"na_values": ["NA", ""]}
+    assert config.params == {}
 
 
 def test_real_prod_config_takes_roots_from_the_environment(conf_dir):
@@ -143,12 +168,14 @@ def test_job_config_target_and_source_lookups_name_what_is_missing(conf_dir):
         config.source("nope")
 
     assert str(target.value) == (
-        "conf/jobs/flights.yml: targets: the job needs a target named 'gold_nope'; configured: "
+        f"{conf_dir}/jobs/flights.yml: targets: the job needs a target named 'gold_nope'; "
+        "configured: "
         "['bronze_airlines', 'bronze_airports', 'bronze_flights', 'bronze_planes', "
         "'bronze_weather', 'gold_performance', 'silver_flights']"
     )
     assert str(source.value) == (
-        "conf/jobs/flights.yml: sources: the job needs a source named 'nope'; configured: "
+        f"{conf_dir}/jobs/flights.yml: sources: the job needs a source named 'nope'; "
+        "configured: "
         "['airlines', 'airports', 'flights', 'planes', 'weather']"
     )
 
@@ -168,7 +195,7 @@ def test_set_overrides_are_parsed_as_yaml_values(conf_dir):
             "paths.warehouse=/tmp/wh",
             "spark.driver_memory=8",
             "targets.silver_flights.partition_by=[year, month]",
-            "params.na_values=[]",
+            "sources.flights.na_values=[]",
             "spark.app_name=",
         ],
     )
@@ -177,7 +204,7 @@ def test_set_overrides_are_parsed_as_yaml_values(conf_dir):
     assert config.paths.warehouse == "/tmp/wh"
     assert config.spark.driver_memory == "8"  # YAML reads an int; the field is a string
     assert config.target("silver_flights").partition_by == ["year", "month"]
-    assert config.params == {"na_values": []}
+    assert config.source("flights").na_values == []
     assert config.spark.app_name == ""
 
 
@@ -291,10 +318,12 @@ def test_unknown_key_names_the_file_and_the_dotted_key(conf):
 
     assert str(error) == (
         f"{conf / 'jobs' / 'flights.yml'}: targets.silver_flights.tabel: unknown key "
-        "(allowed: catalog_name, delete_column, delete_values, dialect, duplicates, "
-        "effective_from, format, jdbc_table, jdbc_url, jdbc_user, keys, layer, max_retries, mode, "
-        "partition_by, password_env, properties, schema_policy, sequence_by, soft_delete_column, "
-        "table, target_file_bytes, target_file_rows, tracked_columns)"
+        "(allowed: allow_empty, catalog_name, delete_column, delete_values, dialect, "
+        "duplicates, effective_from, filter, format, inputs, jdbc_table, jdbc_url, jdbc_user, "
+        "keys, layer, max_retries, mode, narrow, narrow_below, partition_by, password_env, "
+        "properties, prune_partitions, references, replace_by, schema_policy, sequence_by, "
+        "soft_delete_column, table, target_file_bytes, target_file_rows, touched, "
+        "tracked_columns, transform)"
     )
 
 
@@ -322,13 +351,12 @@ def test_missing_required_value(conf):
 
 
 def test_null_required_value(conf):
-    edit(conf / "jobs" / "flights.yml", "  entrypoint: etl.domains.flights:run",
-         "  entrypoint:")
+    edit(conf / "jobs" / "flights.yml", "  name: flights", "  name:")
 
     error = config_error(directory=conf, environ={})
 
     assert str(error) == (
-        f"{conf / 'jobs' / 'flights.yml'}: job.entrypoint: required value missing (expected str)"
+        f"{conf / 'jobs' / 'flights.yml'}: job.name: required value missing (expected str)"
     )
 
 

@@ -1,4 +1,4 @@
-"""`type: rest` and `type: kafka` sources in YAML: the README's examples load into typed objects,
+"""`type: rest` and `type: kafka` sources in YAML: the examples of docs/sources.md load into typed objects,
 and a misconfigured source fails at load time with the file and key named."""
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from etl.config import (
 )
 from etl.errors import ConfigError
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SOURCES_DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
 
 
 def readme_yaml(source_type: str) -> dict:
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
-    [block] = [b for b in blocks if f"type: {source_type}\n" in b]
+    blocks = re.findall(r"```yaml\n(.*?)```", SOURCES_DOC.read_text(), flags=re.S)
+    # the reference example of the type (a whole job's example starts with job:)
+    [block] = [b for b in blocks if f"type: {source_type}\n" in b and not b.startswith("job:")]
     return yaml.safe_load(block)
 
 
@@ -33,7 +34,7 @@ def load(tmp_path: Path, document: dict, environ: dict[str, str] | None = None):
     (tmp_path / "jobs").mkdir(exist_ok=True)
     (tmp_path / "base.yml").write_text("{}\n")
     (tmp_path / "local.yml").write_text("{}\n")
-    job = {"job": {"name": "api", "entrypoint": "etl.domains.api:run"}, **document}
+    job = {"job": {"name": "api", "entrypoint": "jobs.api:run"}, **document}
     (tmp_path / "jobs" / "api.yml").write_text(yaml.safe_dump(job))
     return load_job_config("api", directory=tmp_path, environ=environ or {})
 
@@ -63,7 +64,8 @@ def test_the_readme_kafka_example_loads(tmp_path):
         starting_offsets="earliest", trigger="available_now", max_offsets_per_trigger=100000,
         options={"kafka.security.protocol": "PLAINTEXT"},
     )
-    assert config.target("bronze_clicks").keys == ["id"]
+    assert config.source("clicks").bronze == "bronze_clicks"
+    assert config.target("clicks").keys == ["id"]
 
 
 @pytest.mark.parametrize(("source", "key", "message"), [

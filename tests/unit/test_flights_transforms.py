@@ -1,24 +1,19 @@
-"""The flights domain's transforms (etl.transforms.flights) on a handful of bronze-like rows."""
+"""The flights job's typing (declared in conf/jobs/flights.yml, done by the flow) and its
+transforms (jobs/flights.py) on a handful of bronze-like rows."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from chispa import assert_df_equality
 
+from etl.config import load_job_config
+from etl.flow.build import source_typing
 from etl.transforms.cleaning import split_rejected
-from etl.transforms.flights import (
-    SILVER_COLUMNS,
-    carrier_daily_performance,
-    enrich_flights,
-    type_airlines,
-    type_airports,
-    type_flights,
-    type_planes,
-    type_weather,
-)
+from jobs.flights import SILVER_COLUMNS, carrier_daily_performance, enrich, flight_times
 
-NA = ["NA", ""]
+CONFIG = load_job_config("flights", directory=Path(__file__).resolve().parents[2] / "conf")
 FLIGHT_COLUMNS = [
     "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
     "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest", "air_time",
@@ -49,6 +44,25 @@ def bronze(spark, *lines: str):
     return spark.createDataFrame(rows, BRONZE)
 
 
+def type_flights(df):
+    """Landed flights typed as the flow types them: the source's ``types``, ``required`` and
+    ``na_values``, then its ``derive`` function."""
+    source = CONFIG.source("flights")
+    return df.transform(source_typing(source, has_corrupt=True)).transform(flight_times)
+
+
+def type_reference(name: str):
+    """A reference source's landed rows typed as the flow types them, as its typed columns
+    plus the reasons."""
+    source = CONFIG.source(name)
+
+    def transform(df):
+        typed = df.transform(source_typing(source, has_corrupt="_corrupt_record" in df.columns))
+        return typed.select(*source.types, "_errors")
+
+    return transform
+
+
 def reference(spark, header: str, *lines: str):
     """A bronze reference table: every column a string, as landed."""
     schema = ", ".join(f"{c} string" for c in header.split(","))
@@ -75,7 +89,7 @@ MALFORMED = "2013,1,3,800"
 def test_type_flights_adds_dates_timestamps_cancelled_and_reasons(spark):
     df = bronze(spark, ON_TIME, SUMMER, CANCELLED, NO_CARRIER, BAD_DELAY, MALFORMED)
 
-    typed = df.transform(type_flights(NA))
+    typed = df.transform(type_flights)
 
     assert typed.columns == [
         *FLIGHT_COLUMNS, "_corrupt_record", "_source_file", "_source_modified", "_run_id",
@@ -116,7 +130,7 @@ def test_type_flights_adds_dates_timestamps_cancelled_and_reasons(spark):
 
 
 def test_type_flights_keeps_the_raw_record_of_a_malformed_line(spark):
-    typed = bronze(spark, MALFORMED).transform(type_flights(NA))
+    typed = bronze(spark, MALFORMED).transform(type_flights)
 
     assert [tuple(r) for r in typed.select("_corrupt_record", "year", "origin").collect()] == [
         ("2013,1,3,800", 2013, None)
@@ -124,7 +138,7 @@ def test_type_flights_keeps_the_raw_record_of_a_malformed_line(spark):
 
 
 def test_split_of_typed_flights_passes_only_rows_without_reasons(spark):
-    typed = bronze(spark, ON_TIME, CANCELLED, NO_CARRIER, MALFORMED).transform(type_flights(NA))
+    typed = bronze(spark, ON_TIME, CANCELLED, NO_CARRIER, MALFORMED).transform(type_flights)
 
     valid, rejected = split_rejected(typed)
 
@@ -142,25 +156,25 @@ def references(spark):
     airlines = reference(
         spark, "carrier,name",
         "UA,United Air Lines Inc.", "AA,American Airlines Inc.", "DL,Delta Air Lines Inc.",
-    ).transform(type_airlines(NA))
+    ).transform(type_reference("airlines"))
     airports = reference(
         spark, "faa,name,lat,lon,alt,tz,dst,tzone",
         "EWR,Newark Liberty Intl,40.6925,-74.168667,18,-5,A,America/New_York",
         "IAH,George Bush Intercontinental,29.984433,-95.341442,97,-6,A,America/Chicago",
         "JFK,John F Kennedy Intl,40.639751,-73.778925,13,-5,A,America/New_York",
-    ).transform(type_airports(NA))
+    ).transform(type_reference("airports"))
     planes = reference(
         spark, "tailnum,year,type,manufacturer,model,engines,seats,speed,engine",
         "N14228,1999,Fixed wing multi engine,BOEING,737-824,2,149,NA,Turbo-fan",
         "N24211,1998,Fixed wing multi engine,BOEING,737-824,2,149,NA,Turbo-fan",
-    ).transform(type_planes(NA))
+    ).transform(type_reference("planes"))
     weather = reference(
         spark,
         "origin,year,month,day,hour,temp,dewp,humid,wind_dir,wind_speed,wind_gust,precip,"
         "pressure,visib,time_hour",
         "EWR,2013,1,1,5,39.02,28.04,64.43,260,12.65858,NA,0,1011.9,10,2013-01-01T10:00:00Z",
         "EWR,2013,1,1,6,37.94,28.04,67.21,240,11.5078,NA,0,1012.4,10,2013-01-01T11:00:00Z",
-    ).transform(type_weather(NA))
+    ).transform(type_reference("weather"))
     return [split_rejected(frame)[0] for frame in (airlines, airports, planes, weather)]
 
 
@@ -171,7 +185,7 @@ def test_type_reference_tables_type_values_and_require_their_keys(spark):
         "NA,20x0,Fixed wing multi engine,BOEING,737-824,2,149,NA,Turbo-fan,y",
     )
 
-    actual = planes.transform(type_planes(NA))
+    actual = planes.transform(type_reference("planes"))
 
     expected = spark.createDataFrame(
         [
@@ -193,11 +207,11 @@ def test_enrich_flights_left_joins_references_without_dropping_or_repeating_flig
         "2013-01-02T00:00:00Z"
     )
     flights, rejected = split_rejected(
-        bronze(spark, ON_TIME, unknown_dest_and_plane).transform(type_flights(NA))
+        bronze(spark, ON_TIME, unknown_dest_and_plane).transform(type_flights)
     )
     assert rejected.count() == 0
 
-    enriched = flights.transform(enrich_flights(*references(spark)))
+    enriched = enrich(flights, *references(spark))
 
     assert enriched.columns == list(SILVER_COLUMNS)
     assert enriched.count() == 2

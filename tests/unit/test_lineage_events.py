@@ -122,12 +122,12 @@ def test_start_event_of_a_backfill_with_parent(config, tmp_path):
         "r1", "backfill", "running")
     location = event["job"]["facets"]["sourceCodeLocation"]
     assert (location["type"], location["path"], location["tag"]) == (
-        "git", "etl/domains/flights.py", "etl-0.1.0")
+        "git", "jobs/flights.py", "etl-0.1.0")
     landing = f"{tmp_path}/landing"
     assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [
         ("file", f"{landing}/{source}")
-        for source in ("flights", "airlines", "airports", "planes", "weather")]
-    assert [f["name"] for f in event["inputs"][1]["facets"]["schema"]["fields"]] == [
+        for source in ("airlines", "airports", "planes", "weather", "flights")]
+    assert [f["name"] for f in event["inputs"][0]["facets"]["schema"]["fields"]] == [
         "carrier", "name"]
     assert event["outputs"] == []
 

@@ -47,7 +47,8 @@ def test_dist_folder_holds_the_artefacts(dist):  # noqa: F811
     import zipfile
 
     manifest = json.loads((dist / "manifest.json").read_text())
-    jobs = sorted(f"jobs/{p.name}" for p in (ROOT / "jobs").glob("*.py"))
+    # one spark-submit entrypoint per job of conf/jobs/
+    jobs = sorted(f"jobs/{p.stem}.py" for p in (ROOT / "conf" / "jobs").glob("*.yml"))
     assert manifest["files"] == sorted(["conf.zip", "deps.zip", "etl-0.1.0-py3-none-any.whl",
                                         "jars.txt", "log4j2.properties", *jobs])
     shipped = {d.split("==")[0] for d in manifest["dependencies"]}
@@ -56,12 +57,14 @@ def test_dist_folder_holds_the_artefacts(dist):  # noqa: F811
     with zipfile.ZipFile(dist / "etl-0.1.0-py3-none-any.whl") as wheel:
         names = set(wheel.namelist())
     # zipimport needs every package folder to have an __init__.py
-    assert {"etl/domains/__init__.py", "etl/domains/flights.py", "etl/submit/__init__.py",
+    assert {"etl/flow/__init__.py", "etl/config/__init__.py", "etl/submit/__init__.py",
             "etl/jars.txt"} <= names
     with zipfile.ZipFile(dist / "conf.zip") as conf:
         assert {"base.yml", "prod.yml", "jobs/flights.yml", "pipelines/daily.yml"} <= set(conf.namelist())
     with zipfile.ZipFile(dist / "deps.zip") as deps:
         tops = {n.split("/")[0] for n in deps.namelist()}
-    assert {"pydeequ", "yaml", "_yaml", "structlog"} <= tops
+    # the jobs package (each job's transforms) travels with the dependencies, not in the wheel
+    assert {"pydeequ", "yaml", "_yaml", "structlog", "jobs"} <= tops
+    assert not any(n.startswith(("jobs/", "etl/domains")) for n in names)
     assert not tops & {"pyspark", "py4j", "delta", "numpy", "pandas", "boto3", "botocore"}
     assert not [n for n in deps.namelist() if n.endswith((".so", ".pyc"))]

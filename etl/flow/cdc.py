@@ -103,7 +103,7 @@ def sync_source(
                           "with a cdc section)", key=f"sources.{name}")
     store = WatermarkStore(spark, ctx.warehouse.records("state/watermarks"))
     column = VERSION_COLUMN if source.type == "delta_cdf" else "lsn"
-    stored = _stored_position(store.get(ctx.job, name), column)
+    stored = stored_position(store.get(ctx.job, name), column)
     writer = cdc_writer(spark, cdc, target_path,
                         tombstones=tombstones_path(ctx.warehouse, ctx.job, name))
     writer = writer.user_metadata(ctx.run_id)
@@ -132,7 +132,7 @@ def sync_source(
     return CdcResult(name, metrics, quarantined, slot.position)
 
 
-def _stored_position(stored: Watermark | None, column: str) -> int | None:
+def stored_position(stored: Watermark | None, column: str) -> int | None:
     """The stored position of a change-feed source, which must be an integer on ``column``."""
     if stored is None:
         return None
@@ -144,5 +144,5 @@ def _stored_position(stored: Watermark | None, column: str) -> int | None:
     return stored.value
 
 
-__all__ = ["CdcResult", "apply_envelopes", "cdc_writer", "feed_table_path", "sync_source",
-           "tombstones_path"]
+__all__ = ["CdcResult", "apply_envelopes", "cdc_writer", "feed_table_path", "stored_position",
+           "sync_source", "tombstones_path"]

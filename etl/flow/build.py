@@ -1,0 +1,258 @@
+"""The flow's transform step: landed rows typed as declared, references looked up, the job's
+transform applied, the latest version of each key kept, and the books kept.
+
+For a target built from a source (``inputs: [source]``), in this order:
+
+1. **typing** (`typed`): the landed record kept as ``_record``, then `type_columns` with the
+   source's ``types``, ``required``, ``na_values`` (and the reader's malformed and undecodable
+   checks), then the source's ``derive`` function, then, for a dated run, the rows of those
+   logical dates only (``job.date_column``); change feeds are flattened instead;
+2. rows with reasons go to ``quarantine/<table>``; the others to
+3. the target's ``transform``, called with the batch and the ``references`` (typed, the latest
+   version of each key) as keyword arguments; a transform keeps every row it is given (it adds,
+   renames or drops columns, and joins references): rows are dropped on purpose only by the
+   target's ``filter``;
+4. the latest version of each key (``keys``, ordered by ``sequence_by``) when ``duplicates:
+   latest``; the others are counted as filtered, by the same window (`latest_per_key`'s
+   ``count_as``);
+5. **one action** computes the batch (kept in memory and on disk for the audit and the write)
+   and counts its rows, the versions the de-duplication saw, the rows the filter dropped and the
+   values of ``replace_by`` the targets downstream need.
+
+The books: ``read = loaded + quarantined + filtered``. The rows read come from the extract (the
+bronze commit, a staged manifest) whenever it knows them; the rows quarantined from the
+quarantine's commit; loaded and filtered from the one action. When the versions counted equal
+the rows read, no row failed typing and the batch is not scanned again for rejects; otherwise
+the rejects are written and the counts must reconcile, or the run fails naming the target (a
+transform that dropped or repeated rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from etl.config import SourceConfig
+from etl.context import RunContext
+from etl.errors import ConfigError, EtlError
+from etl.flow.landing import Landed
+from etl.flow.plan import RAW_COLUMNS, Built, Plan
+from etl.readers.files import CORRUPT, MALFORMED_REASONS
+from etl.transforms.cdc import flatten_changes
+from etl.transforms.cleaning import (
+    keep_raw_record,
+    latest_per_key,
+    split_rejected,
+    type_columns,
+)
+from etl.writers.quarantine import write_quarantine
+
+#: Internal columns of the batch: versions per key, and the filter's verdict.
+VERSIONS, KEEP = "_etl_versions", "_etl_keep"
+_TEXT_FORMATS = ("csv", "json", "jsonl", "text")
+
+
+def dates_of(ctx: RunContext) -> tuple[dt.date, dt.date]:
+    if ctx.date_from is None or ctx.date_to is None:
+        raise EtlError("a dated run needs both date_from and date_to")
+    return ctx.date_from, ctx.date_to
+
+
+def source_typing(source: SourceConfig, *, has_corrupt: bool) -> Any:
+    """The `type_columns` transform of ``source``; ``has_corrupt``: the landed rows have the
+    reader's ``_corrupt_record`` (malformed records are rejected)."""
+    text = source.type == "files" and source.format in _TEXT_FORMATS
+    return type_columns(
+        source.types, required=source.required, na_values=source.na_values,
+        undecodable=text and source.reject_undecodable,
+        malformed_reason=MALFORMED_REASONS.get(source.format, "malformed record")
+        if has_corrupt else None,
+    )
+
+
+def typed(plan: Plan, ctx: RunContext, landed: Landed, *, batch: bool = True) -> DataFrame:
+    """The landed rows of ``landed.source`` typed, with ``_errors`` (see the module docstring,
+    step 1). ``batch``: rows that feed a target (they keep the landed record as ``_record`` for
+    the quarantine, and a dated run keeps its dates only); else a reference's rows."""
+    assert landed.rows is not None
+    name, rows = landed.source, landed.rows
+    source = plan.source(name)
+    if source.type in ("delta_cdf", "pg_logical"):
+        assert source.cdc is not None
+        return rows.transform(flatten_changes(source.cdc.keys, position=source.cdc.position,
+                                              timestamp=source.cdc.timestamp))
+    if batch and RAW_COLUMNS[0] not in rows.columns and landed.columns:
+        rows = rows.transform(keep_raw_record(list(landed.columns)))
+    out = rows.transform(source_typing(source, has_corrupt=CORRUPT in rows.columns))
+    if name in plan.derive:
+        out = plan.derive[name](out)
+    date_column = plan.config.job.date_column
+    if ctx.mode == "backfill" and date_column and batch:
+        if date_column not in out.columns:
+            raise ConfigError(f"column {date_column!r} is not in the typed rows of source "
+                              f"{name!r} (columns: {', '.join(out.columns)})",
+                              file=plan.job_file, key="job.date_column")
+        out = out.where(F.col(date_column).between(*dates_of(ctx)))
+    return out
+
+
+def reference(plan: Plan, ctx: RunContext, landed: Landed) -> tuple[DataFrame, DataFrame]:
+    """``(table, rejected)`` of a reference source: its bronze rows typed, the valid ones as
+    its ``types`` columns (all of them when none are declared), one row per ``keys`` value
+    (the latest by the source's sequence); the rows that fail typing."""
+    source = plan.source(landed.source)
+    valid, rejected = split_rejected(typed(plan, ctx, landed, batch=False))
+    kept = list(source.types) or [c for c in valid.columns if c not in RAW_COLUMNS]
+    if source.keys:
+        sequence = list(plan.sequence(landed.source))
+        valid = valid.select(*dict.fromkeys([*kept, *sequence])).transform(
+            latest_per_key(list(source.keys), sequence))
+    return valid.select(*kept), rejected
+
+
+def row_counts(frames: Mapping[str, DataFrame]) -> dict[str, int]:
+    """The number of rows of each frame, counted by one Spark action."""
+    if not frames:
+        return {}
+    counts = [df.agg(F.count(F.lit(1)).alias(name)) for name, df in frames.items()]
+    joined = counts[0]
+    for other in counts[1:]:
+        joined = joined.crossJoin(other)
+    row = joined.first()
+    assert row is not None
+    return {name: int(row[name]) for name in frames}
+
+
+@dataclass
+class Batch:
+    """A target's rows for this run, computed once and kept until the publish."""
+
+    built: Built
+    df: DataFrame
+    rows: int
+    #: Values of the ``replace_by`` columns of the targets downstream, as the batch has them.
+    touched: dict[str, list[Any]] = field(default_factory=dict)
+    cached: DataFrame | None = None
+    deduplicated: bool = False
+
+    def release(self) -> None:
+        if self.cached is not None:
+            self.cached.unpersist()
+
+
+def _require(plan: Plan, built: Built, out: DataFrame) -> None:
+    """The columns the target's settings name must be in the transform's output."""
+    target = built.target
+    wanted = [("keys", c) for c in target.keys] + [("sequence_by", c) for c in target.sequence_by]
+    wanted += [("partition_by", c) for c in target.partition_by]
+    if plan.config.job.date_column and target.mode != "apply_changes":
+        wanted.append(("job.date_column", plan.config.job.date_column))
+    for key, column in wanted:
+        if column not in out.columns:
+            where = key if key.startswith("job.") else f"targets.{built.name}.{key}"
+            raise ConfigError(f"column {column!r} is not in the rows built for {built.table} "
+                              f"(columns: {', '.join(out.columns)})", file=plan.job_file,
+                              key=where)
+
+
+def rows_for(plan: Plan, built: Built, valid: DataFrame, refs: Mapping[str, DataFrame], *,
+             narrow: bool = False) -> DataFrame:
+    """The target's rows from the valid typed rows of its source (steps 3 and 4 of the module
+    docstring), with ``_etl_versions`` (and ``_etl_keep`` with a filter); lazy. ``narrow``:
+    the references of ``targets.<name>.narrow`` are read for the batch's keys only."""
+    assert built.source is not None
+    target = built.target
+    looked_up = {name: refs[name] for name in target.references}
+    if narrow:
+        for ref, columns in target.narrow.items():
+            asked = valid.select(*(F.col(b).alias(r) for b, r in columns.items())).distinct()
+            looked_up[ref] = looked_up[ref].join(F.broadcast(asked), list(columns.values()),
+                                                 "left_semi")
+    if built.transform is not None:
+        out = built.transform(**{built.source: valid}, **looked_up)
+    else:
+        out = valid.drop(*RAW_COLUMNS)
+    _require(plan, built, out)
+    if target.filter:
+        out = out.withColumn(KEEP, F.expr(target.filter))
+    if deduplicates(built):
+        return out.transform(latest_per_key(list(target.keys), list(target.sequence_by),
+                                            count_as=VERSIONS))
+    return out.withColumn(VERSIONS, F.lit(1).cast("long"))
+
+
+def deduplicates(built: Built) -> bool:
+    """Whether the flow keeps the latest version of each key of the target's rows."""
+    target = built.target
+    return bool(target.keys and target.duplicates == "latest"
+                and target.mode in ("merge", "insert_only"))
+
+
+def build(spark: SparkSession, ctx: RunContext, plan: Plan, built: Built, landed: Landed,
+          refs: Mapping[str, DataFrame], *, merging: bool) -> Batch:
+    """The batch of ``built`` from ``landed``, with the books kept on ``ctx`` (see the module
+    docstring). ``merging``: the target exists (a small batch may narrow its references)."""
+    assert built.source is not None and landed.rows is not None
+    target = built.target
+    rows = typed(plan, ctx, landed)
+    valid, rejected = split_rejected(rows)
+    read = landed.read
+    if read is None:
+        read = rows.count()
+    out = rows_for(plan, built, valid, refs, narrow=merging and read <= target.narrow_below)
+    cached = out.persist(StorageLevel.MEMORY_AND_DISK)
+    wanted = sorted({b.target.replace_by for b in plan.downstream(built.name)
+                     if b.target.replace_by and b.target.replace_by in out.columns})
+    totals = cached.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.sum(VERSIONS), F.lit(0)).alias("versions"),
+        (F.sum(F.when(~F.col(KEEP), 1).otherwise(0)) if target.filter else F.lit(0)).alias("out"),
+        *(F.collect_set(c).alias(f"touched_{c}") for c in wanted),
+    ).first()
+    assert totals is not None
+    kept, versions, dropped = int(totals["rows"]), int(totals["versions"]), int(totals["out"] or 0)
+    table = plan.quarantine_table(built.source)
+    typing = 0
+    if versions != read:  # some rows failed typing (else the batch is not scanned for them)
+        typing = write_quarantine(rejected, ctx, table, list(landed.columns))
+    if read != versions + typing:
+        raise EtlError(
+            f"row counts do not reconcile for {built.table}: read {read} != quarantined "
+            f"{typing} + rows out of the transform {versions} (a transform keeps every row "
+            f"it is given; drop rows on purpose with targets.{built.name}.filter)")
+    unparsed = landed.quarantined  # records the reader could not use, quarantined by it
+    if landed.rejected is not None:
+        unparsed += write_quarantine(landed.rejected, ctx, table, [])
+    quarantined = typing + unparsed
+    read += unparsed
+    ctx.rows_read += read
+    ctx.rows_quarantined += quarantined
+    ctx.rows_filtered += versions - kept + dropped
+    ctx.rows_loaded += kept - dropped
+    if versions - kept:
+        ctx.log.info("duplicate versions of a key in the batch: kept the latest",
+                     table=built.table, rows=versions - kept)
+    df = cached.where(F.col(KEEP)).drop(KEEP) if target.filter else cached
+    return Batch(built, df.drop(VERSIONS), kept - dropped,
+                 {c: list(totals[f"touched_{c}"]) for c in wanted}, cached, deduplicates(built))
+
+
+__all__ = [
+    "KEEP",
+    "VERSIONS",
+    "Batch",
+    "build",
+    "dates_of",
+    "deduplicates",
+    "reference",
+    "row_counts",
+    "rows_for",
+    "source_typing",
+    "typed",
+]

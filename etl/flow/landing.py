@@ -1,0 +1,330 @@
+"""The flow's extract step: what is new in each source lands as read, and what to record once
+the targets are published.
+
+By source type:
+
+* ``files``: the landed files the ledger has not seen (or whose size or modification time
+  changed) are written to the source's bronze table in one commit: an ``append`` source
+  replaces those files' rows (so a changed file never duplicates), a ``snapshot`` source
+  replaces the table with its newest file. The batch is those rows (``append``) or the whole
+  table (``snapshot``); the rows read come from the bronze commit, not from a count.
+* ``jdbc``: the rows past the stored watermark are staged (`etl.readers.jdbc.stage_extract`,
+  or an earlier run's staged copy with ``--from-staging``) and read back, with ``_run_id``.
+* ``rest``: every page is fetched and staged, then parsed (`etl.readers.rest.read_rest`); the
+  records that do not fit the schema are quarantined with the batch's typing rejects.
+* ``kafka``: the messages published since the last run land in bronze exactly once
+  (`etl.flow.kafka.load_kafka`); the batch is the rows bronze gained since the version the
+  targets were last built from (its change data feed).
+* ``delta_cdf``: the upstream table's changes after the stored version; ``pg_logical``: the
+  slot's changes, staged (`etl.flow.cdc`).
+
+Nothing here advances the ledger, a watermark or a slot: `Landing.commit` does, after the
+publish, so a run that fails anywhere before reads the same input again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from etl.context import RunContext, WriteMetrics, landing_path
+from etl.errors import EtlError, SourceError
+from etl.flow.cdc import feed_table_path, stored_position
+from etl.flow.plan import Plan
+from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
+from etl.readers.files import LandedFile, explain_read_failure, list_files, read_landed
+from etl.staging import StagedExtract, Staging
+from etl.state import FileLedger
+from etl.tables import in_predicate, latest_version, read_delta, table_exists
+from etl.watermarks import WatermarkStore, WatermarkValue, parse_value
+from etl.writers.targets import target_writer
+
+#: The watermark column under which the bronze version a kafka source's targets were built
+#: from is stored.
+BRONZE_VERSION = "_bronze_version"
+
+
+@dataclass
+class Landed:
+    """What one source brought this run.
+
+    ``rows`` is the batch as landed (``None``: nothing new); ``read`` the rows read when known
+    without a Spark action; ``columns`` the landed columns (kept as the quarantine's record);
+    ``rejected`` records the reader itself could not use (``_errors``, ``_record``)."""
+
+    source: str
+    rows: DataFrame | None = None
+    read: int | None = None
+    columns: tuple[str, ...] = ()
+    rejected: DataFrame | None = None
+    #: Newly landed: a reference's typing rejects are quarantined only then.
+    new: bool = False
+    #: Records read and quarantined while landing (a stream's messages that did not parse).
+    quarantined: int = 0
+
+
+@dataclass
+class Landing:
+    """The extract step of one run (see the module docstring)."""
+
+    spark: SparkSession
+    ctx: RunContext
+    plan: Plan
+    ingested: dict[str, list[LandedFile]] = field(default_factory=dict)
+    positions: dict[str, tuple[str, WatermarkValue]] = field(default_factory=dict)
+    after_publish: list[Callable[[], None]] = field(default_factory=list)
+    staged: bool = False
+
+    def __post_init__(self) -> None:
+        warehouse = self.ctx.warehouse
+        self.ledger = FileLedger(self.spark, warehouse.records("state/files"))
+        self.store = WatermarkStore(self.spark, warehouse.records("state/watermarks"))
+        self.staging = Staging(self.spark, f"{warehouse.root}/staging")
+
+    def land(self, name: str, *, as_batch: bool) -> Landed:
+        """Land source ``name``; ``as_batch``: its rows feed a target (else it is looked up)."""
+        kind = self.plan.source(name).type
+        if kind == "files":
+            return self._files(name, as_batch)
+        if kind == "jdbc":
+            return self._jdbc(name)
+        if kind == "rest":
+            return self._rest(name)
+        if kind == "kafka":
+            return self._kafka(name)
+        return self._changes(name)
+
+    def commit(self) -> None:
+        """After the publish: the ingested files in the ledger, the positions in the
+        watermarks, replication slots advanced, staged days past retention deleted."""
+        self.ledger.record(self.ctx.job, self.ingested, self.ctx.run_id)
+        for advance in self.after_publish:
+            advance()
+        self.store.advance(self.ctx.job, self.positions, self.ctx.run_id)
+        if self.staged and not self.ctx.staged_run:
+            retention = self.plan.config.staging.retention_days
+            removed = self.staging.purge(retention, self.ctx.started_at.date())
+            if removed:
+                self.ctx.log.info("staged extracts past retention deleted", folders=len(removed))
+
+    # -- files ---------------------------------------------------------------------------
+
+    def bronze_path(self, name: str) -> str:
+        bronze = self.plan.config.targets[self.plan.source(name).bronze or ""]
+        return self.ctx.warehouse.table("bronze", bronze.table)
+
+    def _files(self, name: str, as_batch: bool) -> Landed:
+        source = self.plan.source(name)
+        path = self.bronze_path(name)
+        columns = tuple(source.columns)
+        if self.ctx.mode != "incremental":  # a backfill or replay reads what bronze holds
+            if not table_exists(self.spark, path):
+                raise SourceError(f"source {name}: no bronze table yet at {path}; run the job "
+                                  "first")
+            return Landed(name, read_delta(self.spark, path) if as_batch else None,
+                          columns=columns)
+        files = list_files(self.spark, landing_path(self.ctx.landing, source.path),
+                           source.pattern)
+        discovery = self.ledger.discover(self.ctx.job, name, files)
+        for changed in discovery.changed:
+            self.ctx.note("landed file changed since it was ingested; ingesting the new version",
+                          path=changed.path)
+        if not discovery.to_ingest:
+            if not as_batch and not table_exists(self.spark, path):
+                raise SourceError(
+                    f"source {name}: no files landed in {source.path} and no bronze table")
+            if as_batch:
+                self.ctx.log.info("nothing new landed", source=name,
+                                  known_files=len(discovery.known))
+            return Landed(name, columns=columns)
+        snapshot = source.kind == "snapshot"
+        to_land = files[-1:] if snapshot else discovery.to_ingest
+        metrics = self._ingest(name, to_land, path, replace_files=not snapshot)
+        self.ingested[name] = discovery.to_ingest
+        rows = read_delta(self.spark, path)
+        if not snapshot:
+            rows = rows.where(F.col("_source_file").isin([f.uri for f in to_land]))
+        return Landed(name, rows, metrics.rows_inserted, columns, new=True)
+
+    def _ingest(self, name: str, files: list[LandedFile], path: str, *,
+                replace_files: bool) -> WriteMetrics:
+        """Land ``files`` in bronze in one commit: replace those files' rows, or (a snapshot)
+        the whole table, whose newest file must hold rows."""
+        source = self.plan.source(name)
+        raw = read_landed(self.spark, files, source, source_name=name, run_id=self.ctx.run_id,
+                          ingested_at=self.ctx.started_at)
+        bronze_name = source.bronze or ""
+        target = self.plan.config.targets[bronze_name]
+        try:
+            if replace_files:
+                writer = target_writer(self.spark, self.ctx, bronze_name, target, replace_where=(
+                    in_predicate("_source_file", [f.uri for f in files])))
+            else:
+                if raw.isEmpty() and not (target.allow_empty or self.ctx.allow_empty):
+                    raise SourceError(
+                        f"source {name}: the newest file {files[-1].path} holds no rows; "
+                        f"replacing bronze/{target.table} with it would empty the table "
+                        f"(allow it with targets.{bronze_name}.allow_empty: true or "
+                        "--allow-empty)")
+                writer = target_writer(self.spark, self.ctx, bronze_name, target) \
+                    .overwrite_schema()
+            metrics: WriteMetrics = writer.execute(raw)
+        except EtlError:
+            raise
+        except Exception as exc:  # Spark raises the reader's errors when the write runs
+            raise explain_read_failure(name, exc) from exc
+        self.ctx.record_write(metrics)
+        return metrics
+
+    # -- databases and APIs --------------------------------------------------------------
+
+    def _jdbc(self, name: str) -> Landed:
+        from etl.readers.jdbc import stage_extract
+
+        source = self.plan.source(name)
+        assert source.jdbc is not None
+        staged: StagedExtract
+        if self.ctx.staged_run:
+            staged = self.staging.read(name, self.ctx.staged_run)
+        else:
+            staged = stage_extract(
+                self.spark, source.jdbc, self.staging, source_name=name, run_id=self.ctx.run_id,
+                ingest_date=self.ctx.started_at.date(),
+                watermark=self.store.get(self.ctx.job, name), started_at=self.ctx.started_at)
+            self.staged = True
+            mark = staged.manifest.get("watermark") or {}
+            if mark.get("high") is not None:
+                self.positions[name] = (mark["column"], parse_value(mark["high"], mark["kind"]))
+        self.ctx.log.info("source extracted", source=name, path=staged.path, **{
+            k: v for k, v in staged.manifest.items() if k in ("rows", "query", "watermark")})
+        read = int(staged.manifest["rows"])
+        rows = staged.df.withColumn("_run_id", F.lit(self.ctx.run_id))
+        self._to_bronze(name, rows)
+        rejected = staged.rejected
+        if rejected is not None:
+            beyond = rejected.count()
+            if beyond:
+                column = (source.jdbc.incremental.column if source.jdbc.incremental else "")
+                self.ctx.note(f"source {name}: {beyond} rows with {column} after the run's start "
+                              "plus the allowed skew were quarantined; the watermark stays below "
+                              "them", source=name, rows=beyond)
+            else:
+                rejected = None
+        new = read > 0 or rejected is not None
+        return Landed(name, rows if new else None, read, tuple(staged.df.columns),
+                      rejected, new=new)
+
+    def _rest(self, name: str) -> Landed:
+        from etl.readers.rest import read_rest
+
+        source = self.plan.source(name)
+        assert source.rest is not None
+        extract = read_rest(self.spark, source.rest, source_name=name, staging=self.staging,
+                            ctx=self.ctx, watermark=self.store.get(self.ctx.job, name))
+        self.staged = True
+        if extract.watermark is not None and extract.watermark.high is not None:
+            self.positions[name] = (extract.watermark.column, extract.watermark.high)
+        rows = extract.df.withColumn("_run_id", F.lit(self.ctx.run_id))
+        self._to_bronze(name, rows)
+        return Landed(name, rows, None, tuple(extract.df.columns), extract.rejected, new=True)
+
+    def _to_bronze(self, name: str, rows: DataFrame) -> None:
+        """Append a record source's rows to its bronze table, when it has one."""
+        bronze = self.plan.source(name).bronze
+        if bronze is None or self.ctx.staged_run:
+            return
+        target = self.plan.config.targets[bronze]
+        metrics = target_writer(self.spark, self.ctx, bronze, target).execute(rows)
+        self.ctx.record_write(metrics)
+
+    # -- streams and change feeds --------------------------------------------------------
+
+    def _kafka(self, name: str) -> Landed:
+        """Messages into bronze (exactly once), then the rows bronze gained since the version
+        this job's targets were last built from."""
+        from etl.flow.kafka import load_kafka
+
+        source = self.plan.source(name)
+        assert source.kafka is not None and source.bronze is not None
+        target = self.plan.config.targets[source.bronze]
+        # the rows bronze gains are read back from its change data feed
+        target = dataclasses.replace(target, properties={
+            **target.properties, "delta.enableChangeDataFeed": "true"})
+        result = load_kafka(self.spark, self.ctx, source.kafka, source_name=name,
+                            target_name=source.bronze, target=target)
+        path = self.bronze_path(name)
+        rejected = result.rows_quarantined
+        if not table_exists(self.spark, path):
+            return Landed(name, quarantined=rejected)
+        stored = stored_position(self.store.get(self.ctx.job, name), BRONZE_VERSION)
+        end = latest_version(self.spark, path)
+        if stored is not None and end <= stored:
+            return Landed(name, quarantined=rejected)
+        if stored is None:
+            rows = self.spark.read.format("delta").option("versionAsOf", end).load(path)
+        else:
+            rows = (self.spark.read.format("delta").option("readChangeFeed", "true")
+                    .option("startingVersion", stored + 1).option("endingVersion", end).load(path)
+                    .where(F.col("_change_type") == "insert")
+                    .drop("_change_type", "_commit_version", "_commit_timestamp"))
+        self.positions[name] = (BRONZE_VERSION, end)
+        return Landed(name, rows, None, tuple(rows.columns), new=True, quarantined=rejected)
+
+    def _changes(self, name: str) -> Landed:
+        """A change feed's new events as envelopes (see `etl.flow.cdc`)."""
+        source = self.plan.source(name)
+        column = VERSION_COLUMN if source.type == "delta_cdf" else "lsn"
+        stored = stored_position(self.store.get(self.ctx.job, name), column)
+        if source.type == "delta_cdf":
+            feed = read_change_feed(self.spark, feed_table_path(self.ctx.warehouse, source),
+                                    source_name=name, last_version=stored)
+            if feed.end is None:
+                return Landed(name)
+            self.positions[name] = (column, feed.end)
+            return Landed(name, feed.df, None, (), new=True)
+        from etl.readers.pg_logical import PgLogicalReader
+
+        assert source.jdbc is not None and source.cdc is not None
+        reader = PgLogicalReader(self.spark, name, source.jdbc, source.cdc.slot)
+        slot = reader.extract(self.staging, self.ctx.run_id, self.ctx.started_at.date(),
+                              snapshot=stored is None)
+        self.staged = True
+        self.after_publish.append(lambda: reader.advance(slot.upto))
+        if stored != slot.position:
+            self.positions[name] = (column, slot.position)
+        if not (slot.changes or slot.snapshot_rows):
+            return Landed(name)
+        return Landed(name, slot.df, None, (), new=True)
+
+
+def replayed(spark: SparkSession, ctx: RunContext, plan: Plan, source: str,
+             quarantined: DataFrame) -> Landed:
+    """Quarantined rows of a files ``source`` as landed again (``etl replay``): ``record`` is
+    the row as landed; each row keeps its landed file and that file's modification time from
+    bronze, so a newer landed version of a key still wins."""
+    from pyspark.sql import types as T
+
+    spec = plan.source(source)
+    if spec.type != "files":
+        raise EtlError(f"source {source}: replaying quarantined rows needs a files source (its "
+                       f"records are the landed text), not {spec.type}")
+    record = T.StructType([T.StructField(c, T.StringType()) for c in spec.columns])
+    bronze = read_delta(spark, Landing(spark, ctx, plan).bronze_path(source))
+    modified = bronze.groupBy("_source_file").agg(F.max("_source_modified").alias("_modified"))
+    rows = (
+        quarantined.select(F.from_json("record", record).alias("r"),
+                           F.col("source_file").alias("_source_file"), "quarantined_at")
+        .join(modified, "_source_file", "left")
+        .select("r.*", F.lit(None).cast("string").alias("_corrupt_record"), "_source_file",
+                F.coalesce("_modified", "quarantined_at").alias("_source_modified"),
+                F.lit(ctx.run_id).alias("_run_id"),
+                F.lit(ctx.started_at).cast("timestamp").alias("_ingested_at"))
+    )
+    return Landed(source, rows, quarantined.count(), tuple(spec.columns), new=True)
+
+
+__all__ = ["BRONZE_VERSION", "Landed", "Landing", "replayed"]
