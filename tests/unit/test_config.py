@@ -291,8 +291,9 @@ def test_unknown_key_names_the_file_and_the_dotted_key(conf):
 
     assert str(error) == (
         f"{conf / 'jobs' / 'flights.yml'}: targets.silver_flights.tabel: unknown key "
-        "(allowed: catalog_name, delete_column, delete_values, dialect, duplicates, "
-        "effective_from, format, jdbc_table, jdbc_url, jdbc_user, keys, layer, max_retries, mode, "
+        "(allowed: allow_empty, catalog_name, delete_column, delete_values, dialect, duplicates, "
+        "effective_from, format, jdbc_credentials, jdbc_table, jdbc_url, jdbc_user, keys, layer, "
+        "max_retries, mode, "
         "partition_by, password_env, properties, schema_policy, sequence_by, soft_delete_column, "
         "table, target_file_bytes, target_file_rows, tracked_columns)"
     )
