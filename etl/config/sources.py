@@ -82,7 +82,9 @@ class CdcConfig:
     #: scd1 with hard deletes: keep the deletes' keys so that older events arriving later do not
     #: bring deleted rows back (``<warehouse>/_etl/cdc/<job>/<source>/tombstones``).
     tombstones: bool = True
-    #: pg_logical: the replication slot (created when missing) and its output plugin.
+    #: pg_logical: the replication slot (created when missing) and its output plugin. The table
+    #: (``jdbc.table``, names as PostgreSQL stores them, case-sensitive) needs ``REPLICA
+    #: IDENTITY FULL``; see `etl.readers.pg_logical`.
     slot: str = ""
     plugin: Literal["wal2json"] = "wal2json"
 
