@@ -25,7 +25,7 @@ setup(
     packages=find_namespace_packages(include=["etl", "etl.*"], exclude=["*.__pycache__"]),
     package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
     install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0",
-                      "openlineage-python>=1.54"],
+                      "openlineage-python>=1.54", "requests>=2.31", "urllib3>=2"],
     extras_require={
         "spark": SPARK,
         "test": SPARK + TEST,

@@ -16,6 +16,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -85,6 +87,22 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         stream.close()
 
 
+@contextmanager
+def text_stream(spark: SparkSession, path: str) -> Iterator[Callable[[str], None]]:
+    """Write a UTF-8 text file piece by piece (replacing it): the block gets a function that
+    appends a piece; the file is closed when the block ends."""
+    fs, hadoop_path = _filesystem(spark, path)
+    stream = fs.create(hadoop_path, True)
+
+    def write(text: str) -> None:
+        stream.write(bytearray(text.encode("utf-8")))
+
+    try:
+        yield write
+    finally:
+        stream.close()
+
+
 def read_text(spark: SparkSession, path: str) -> str:
     """A small UTF-8 text file's content."""
     fs, hadoop_path = _filesystem(spark, path)
@@ -97,4 +115,5 @@ def read_text(spark: SparkSession, path: str) -> str:
     return bytes(data).decode("utf-8")
 
 
-__all__ = ["configure_s3a", "delete", "glob", "read_text", "s3a_options", "write_text"]
+__all__ = ["configure_s3a", "delete", "glob", "read_text", "s3a_options", "text_stream",
+           "write_text"]

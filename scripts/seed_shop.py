@@ -39,6 +39,10 @@ CREATE TABLE {schema}.order_items (
 CREATE INDEX ON {schema}.customers (updated_at);
 CREATE INDEX ON {schema}.orders (updated_at);
 CREATE INDEX ON {schema}.order_items (updated_at);
+-- log-based CDC (type: pg_logical) needs the whole old row in the WAL: see docs/sources.md
+ALTER TABLE {schema}.customers REPLICA IDENTITY FULL;
+ALTER TABLE {schema}.orders REPLICA IDENTITY FULL;
+ALTER TABLE {schema}.order_items REPLICA IDENTITY FULL;
 """
 
 

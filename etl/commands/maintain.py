@@ -16,8 +16,9 @@ def register(commands: Any) -> None:
         description=(
             "OPTIMIZE (compaction, or ZORDER BY) then VACUUM a Delta table and print file counts "
             "and sizes before and after. TABLE is LAYER/NAME under the warehouse (e.g. "
-            "silver/flights) or a path/URI. VACUUM refuses a retention shorter than the "
-            "table's delta.deletedFileRetentionDuration (default 168 hours)."
+            "silver/flights) or a path/URI. VACUUM refuses a retention that is not a finite "
+            "number of hours >= 0 (exit 2 before Spark starts) or is shorter than the table's "
+            "delta.deletedFileRetentionDuration (default 168 hours)."
         ),
     )
     maintain.add_argument("table", metavar="TABLE", help="LAYER/NAME, or a path or URI")
@@ -43,8 +44,9 @@ def table_path(table: str, warehouse_root: str) -> str:
 def handle_maintain(args: argparse.Namespace) -> int:
     from etl.config import load_settings
     from etl.session import get_spark
-    from etl.writers.maintenance import maintain
+    from etl.writers.maintenance import check_retention, maintain
 
+    check_retention(args.retain_hours)  # nan, inf, negative: exit 2 before Spark starts
     settings = load_settings(env=args.env, directory=args.conf_dir)
     path = table_path(args.table, settings.paths.warehouse)
     spark = get_spark(settings.spark)

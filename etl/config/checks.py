@@ -159,6 +159,9 @@ def check_stream_source(source: SourceConfig, fail: Callable[[str, str], ConfigE
             (rest.retry.attempts >= 1, "retry.attempts", "expected at least 1"),
             (rest.timeout_s > 0, "timeout_s", "expected a positive number of seconds"),
             (rest.url.startswith(("http://", "https://")), "url", "expected an http(s) URL"),
+            (rest.max_response_bytes >= 1, "max_response_bytes", "expected at least 1"),
+            (0 < rest.deadline_s < float("inf"), "deadline_s",
+             "expected a finite positive number of seconds"),
             (bool(rest.schema.strip()), "schema", "required value missing (expected str)"),
         ]
         if rest.auth is not None:

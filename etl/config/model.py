@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from etl.config.rules import RuleConfig
-from etl.config.sources import SourceConfig
+from etl.config.sources import JdbcCredentials, SourceConfig
 from etl.errors import ConfigError
 
 
@@ -97,7 +97,8 @@ class TargetConfig:
     #: ``overwrite_partitions`` (exactly the partitions the batch has rows for); ``merge``
     #: (upsert on ``keys``); ``insert_only`` (new keys only); ``scd2`` (type 2 history);
     #: ``apply_changes`` (the change events of a ``delta_cdf`` or ``pg_logical`` source, as its
-    #: ``cdc`` section says). jdbc targets: ``merge`` (upsert) or ``overwrite`` (truncate-insert).
+    #: ``cdc`` section says). jdbc targets: ``merge`` (upsert) or ``overwrite`` (truncate-insert;
+    #: an empty batch only with ``allow_empty``).
     mode: Literal[
         "append", "overwrite", "overwrite_partitions", "merge", "insert_only", "scd2",
         "apply_changes",
@@ -105,8 +106,8 @@ class TargetConfig:
     #: When the batch's schema differs from the table's: ``fail`` before writing, ``evolve``
     #: (additive changes and widenings), or ``rescue`` (unknown values into ``_rescued_data``).
     schema_policy: Literal["evolve", "fail", "rescue"] = "fail"
-    #: Duplicate keys in a batch (merge, insert_only): ``reject`` with sample keys, or keep the
-    #: ``latest`` by ``sequence_by``.
+    #: Duplicate keys in a batch (merge, insert_only; jdbc targets with keys in any mode):
+    #: ``reject`` with sample keys, or keep the ``latest`` by ``sequence_by``.
     duplicates: Literal["reject", "latest"] = "reject"
     #: Ordering columns: a row never overwrites a stored row with a greater sequence.
     sequence_by: list[str] = field(default_factory=list)
@@ -150,16 +151,21 @@ class TargetConfig:
     touched: str | None = None
     #: merge with ``partition_by``: only the partitions present in the batch are scanned.
     prune_partitions: bool = True
-    #: Let a write that would replace rows with nothing go ahead (an empty backfill, an empty
-    #: snapshot file, an empty full load): refused by default.
+    #: Let a write that would replace rows with nothing go ahead (an empty dated run, an empty
+    #: snapshot file, a JDBC full load of an empty batch): refused by default, the target left
+    #: as it was.
     allow_empty: bool = False
     #: jdbc: the URL, the table (``schema.name``), the user, the environment variable holding
-    #: the password, and the SQL dialect.
+    #: the password, and the SQL dialect. ``jdbc_user`` + ``password_env`` is the older form of
+    #: ``jdbc_credentials`` (below), which is preferred.
     jdbc_url: str | None = None
     jdbc_table: str | None = None
     jdbc_user: str | None = None
     password_env: str = "ETL_PG_PASSWORD"
     dialect: Literal["postgres", "redshift"] = "postgres"
+    #: jdbc: where the user and password come from, as for jdbc sources: ``user_env`` and
+    #: ``password_env`` (environment variables), or an AWS Secrets Manager ``secret_id``.
+    jdbc_credentials: JdbcCredentials | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         """``(key, message)`` for settings that do not fit together (checked at load time)."""
@@ -173,10 +179,19 @@ class TargetConfig:
         if self.duplicates == "latest" and not self.sequence_by and self.mode == "merge":
             found.append(("sequence_by", "duplicates: latest needs sequence_by"))
         if self.format == "jdbc":
-            if not (self.jdbc_url and self.jdbc_table and self.jdbc_user):
-                found.append(("jdbc_url", "format jdbc needs jdbc_url, jdbc_table and jdbc_user"))
+            if not (self.jdbc_url and self.jdbc_table and (self.jdbc_user or self.jdbc_credentials)):
+                found.append(("jdbc_url", "format jdbc needs jdbc_url, jdbc_table and "
+                                          "jdbc_credentials (or jdbc_user)"))
             if self.mode not in ("merge", "overwrite"):
                 found.append(("mode", "format jdbc supports mode merge or overwrite"))
+            creds = self.jdbc_credentials
+            if creds is not None:
+                if self.jdbc_user:
+                    found.append(("jdbc_credentials", "give jdbc_credentials or jdbc_user, not both"))
+                elif bool(creds.secret_id) == bool(creds.user_env or creds.password_env) or (
+                        not creds.secret_id and not (creds.user_env and creds.password_env)):
+                    found.append(("jdbc_credentials",
+                                  "give either secret_id or both user_env and password_env"))
         if self.format == "parquet" and self.mode not in ("append", "overwrite", "overwrite_partitions"):
             found.append(("mode", "format parquet supports append, overwrite, overwrite_partitions"))
         return found

@@ -86,7 +86,9 @@ class CdcConfig:
     #: scd1 with hard deletes: keep the deletes' keys so that older events arriving later do not
     #: bring deleted rows back (``<warehouse>/_etl/cdc/<job>/<source>/tombstones``).
     tombstones: bool = True
-    #: pg_logical: the replication slot (created when missing) and its output plugin.
+    #: pg_logical: the replication slot (created when missing) and its output plugin. The table
+    #: (``jdbc.table``, names as PostgreSQL stores them, case-sensitive) needs ``REPLICA
+    #: IDENTITY FULL``; see `etl.readers.pg_logical`.
     slot: str = ""
     plugin: Literal["wal2json"] = "wal2json"
 
@@ -131,9 +133,10 @@ class RestPagination:
 
 @dataclass(frozen=True)
 class RestRetry:
-    """Bounded retries of one request: connection errors, timeouts, 5xx answers and bodies that
-    are not JSON wait ``backoff_s * 2^(n-1)`` (at most ``max_backoff_s``, with jitter); a 429
-    waits its ``Retry-After`` (at most ``max_retry_after_s``)."""
+    """Bounded retries of one request (urllib3's ``Retry``, see `etl.readers.rest`): at most
+    ``attempts`` in all; after a connection error, a timeout, a 429 or 5xx answer or a body that
+    is not JSON, retry n waits ``backoff_s * 2^(n-1)`` (at most ``max_backoff_s``, with jitter),
+    or the answer's ``Retry-After`` (at most ``max_retry_after_s``)."""
 
     attempts: int = 5
     backoff_s: float = 0.5
@@ -149,6 +152,9 @@ class RestIncremental:
     param: str
     field: str
     kind: Literal["timestamp", "date", "integer"] = "timestamp"
+    #: ``timestamp`` and ``date``: records more than this after the run's start (UTC) are
+    #: quarantined and never move the watermark (as for JDBC, `JdbcIncremental.max_skew`).
+    max_skew: str = "1 day"
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,15 @@ class RestConfig:
     #: Seconds to wait for a connection and for each read of an answer.
     timeout_s: float = 30.0
     retry: RestRetry = field(default_factory=RestRetry)
+    #: An answer larger than this (bytes, after decompression; counted as it streams in) fails
+    #: the read.
+    max_response_bytes: int = 50 * 1024 * 1024
+    #: The whole read (every page, retry and wait) must end within this many seconds.
+    deadline_s: float = 3600.0
+    #: A redirect or next-page link to another origin (scheme, host, port) than ``url``'s:
+    #: ``refuse`` (the read fails), or ``without_credentials`` (followed without the ``auth``
+    #: header and ``headers``). The credentials never leave ``url``'s origin.
+    cross_origin: Literal["refuse", "without_credentials"] = "refuse"
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,11 @@ class Landing:
         self.staged = True
         if extract.watermark is not None and extract.watermark.high is not None:
             self.positions[name] = (extract.watermark.column, extract.watermark.high)
+        if extract.beyond:
+            field = source.rest.incremental.field if source.rest.incremental else ""
+            self.ctx.note(f"source {name}: {extract.beyond} records with {field} after the run's "
+                          "start plus the allowed skew were quarantined; the watermark stays "
+                          "below them", source=name, rows=extract.beyond)
         rows = extract.df.withColumn("_run_id", F.lit(self.ctx.run_id))
         self._to_bronze(name, rows)
         return Landed(name, rows, None, tuple(extract.df.columns), extract.rejected, new=True)

@@ -1,8 +1,14 @@
 """Warehouse loads over JDBC (PostgreSQL; the SQL of the ``redshift`` dialect also runs on
 Amazon Redshift): readers never see a half-loaded table.
 
-A load runs in three steps:
+A load runs in these steps:
 
+0. with ``keys``, the batch gets the same duplicate policy as the Delta writers (Redshift, like
+   the staging table, does not enforce a primary key, so a duplicate key would be inserted
+   twice): ``on_duplicates("reject")`` (the default) raises `WriteError` with sample keys before
+   anything is written; ``on_duplicates("latest")`` keeps the latest row per key by
+   ``sequence_by`` (ties broken by the row's content, so the pick is deterministic), see
+   `etl.writers.delta.dedupe_keys`;
 1. the target's DDL is created from the batch's schema when the table is missing (primary key
    on ``keys``), or checked against it: a missing column or a different type raises
    `SchemaPolicyError` naming columns and types, before any data moves;
@@ -11,21 +17,29 @@ A load runs in three steps:
 3. ONE transaction moves the rows into the target: ``upsert`` runs
    ``INSERT … SELECT … ON CONFLICT (keys) DO UPDATE`` (``redshift``: ``DELETE … USING`` then
    ``INSERT``), ``full`` replaces the contents (``TRUNCATE`` + ``INSERT`` on PostgreSQL, where
-   TRUNCATE is transactional; ``DELETE`` + ``INSERT`` on Redshift). Any failure rolls the
-   transaction back: the target is exactly as before. The staging table is always dropped.
+   TRUNCATE is transactional; ``DELETE`` + ``INSERT`` on Redshift). A ``full`` load of an
+   empty batch would empty the table: it is refused with `WriteError` (the target unchanged)
+   unless the caller said it means it (``allow_empty()``; ``allow_empty: true`` on the target).
+   Any failure rolls the transaction back: the target is exactly as before. The staging table
+   is always dropped.
 
 The transaction uses the JVM's JDBC driver through py4j (the ``org.postgresql`` jar Spark uses
 for the bulk load), not a Python driver: one driver, one URL and one set of connection
 properties for both steps, nothing to install on cluster nodes, and the Redshift JDBC driver
 works the same way.
 
-Credentials come only from the environment: the password from the variable named by
-``password_env`` (default ``ETL_PG_PASSWORD``); they are never logged.
+Credentials are resolved as for the JDBC readers (`etl.readers.jdbc.resolve_credentials`): a
+`JdbcCredentials` names two environment variables (``user_env``, ``password_env``) or an AWS
+Secrets Manager secret (``secret_id``: JSON with ``username`` and ``password``), resolved once
+per load. Older configurations give the user name itself and only the password's variable
+(`JdbcConnection.legacy`). The password goes to the driver as a connection property, never into
+the URL, the SQL, a log line or an error message (messages are scrubbed of it).
 
 Example::
 
     WarehouseLoad(spark, JdbcConnection.from_env(), "public.flights") \
-        .keys("carrier", "flight", "time_hour").execute(batch)
+        .keys("carrier", "flight", "time_hour").with_dialect("redshift") \
+        .on_duplicates("latest").sequence_by("updated_at").execute(batch)
 """
 
 from __future__ import annotations
@@ -42,12 +56,17 @@ from typing import Any, Literal
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from etl.config import JdbcCredentials
 from etl.context import WriteMetrics
-from etl.errors import SchemaPolicyError, WriteError
+from etl.errors import SchemaPolicyError, SourceError, WriteError
+from etl.logs import get_logger, redact
+from etl.readers.jdbc import resolve_credentials
+from etl.writers.delta import DUPLICATE_POLICIES, DuplicatePolicy, check_choice, dedupe_keys
 
 LoadMode = Literal["upsert", "full"]
 Dialect = Literal["postgres", "redshift"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_log = get_logger("etl.writers")
 
 #: Spark type -> (DDL type, information_schema.columns.data_type)
 _TYPES: Mapping[str, tuple[str, str]] = {
@@ -77,25 +96,53 @@ def sql_type(data_type: T.DataType) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class JdbcConnection:
-    """Where the warehouse is; the password is read from ``password_env`` when connecting."""
+    """Where the warehouse is and where its credentials come from (never the values): the
+    user and password are resolved from ``credentials`` when a load starts (`resolve`)."""
 
     url: str
-    user: str
-    password_env: str = "ETL_PG_PASSWORD"
+    credentials: JdbcCredentials
+    #: Older configurations (``jdbc_user``): the user name itself; the password then comes from
+    #: ``credentials.password_env``. Prefer ``credentials.user_env`` or ``secret_id``.
+    user: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JdbcConnection:
-        """PostgreSQL from ``ETL_PG_HOST``/``PORT``/``DB``/``USER`` (``scripts/services.sh env``)."""
+        """PostgreSQL from ``ETL_PG_HOST``/``PORT``/``DB`` (``scripts/services.sh env``); the
+        user and password from ``ETL_PG_USER`` and ``ETL_PG_PASSWORD`` when the load starts."""
         env = os.environ if environ is None else environ
         host, port = env.get("ETL_PG_HOST", "127.0.0.1"), env.get("ETL_PG_PORT", "5432")
         return cls(f"jdbc:postgresql://{host}:{port}/{env.get('ETL_PG_DB', 'etl')}",
-                   env.get("ETL_PG_USER", "etl"))
+                   JdbcCredentials(user_env="ETL_PG_USER", password_env="ETL_PG_PASSWORD"))
 
-    def properties(self) -> dict[str, str]:
-        password = os.environ.get(self.password_env)
-        if password is None:
-            raise WriteError(f"{self.url}: environment variable {self.password_env} is not set")
-        return {"user": self.user, "password": password, "driver": _driver_class(self.url)}
+    @classmethod
+    def legacy(cls, url: str, user: str, password_env: str = "ETL_PG_PASSWORD") -> JdbcConnection:
+        """The older form: a user name as is and the variable holding the password."""
+        return cls(url, JdbcCredentials(password_env=password_env), user=user)
+
+    def resolve(self, label: str | None = None,
+                environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+        """``(user, password)``; `WriteError` naming ``label`` (default: the URL) and the
+        variable or secret, never a value, when they cannot be read."""
+        label = label or redact(self.url)
+        creds = self.credentials
+        if self.user and not creds.secret_id:
+            password = (os.environ if environ is None else environ).get(creds.password_env, "")
+            if not password:
+                raise WriteError(f"{label}: environment variable {creds.password_env} "
+                                 "(the password) is not set")
+            return self.user, password
+        if not creds.secret_id and not (creds.user_env and creds.password_env):
+            raise WriteError(f"{label}: credentials need user_env and password_env, or secret_id")
+        try:
+            return resolve_credentials(label, creds, environ)
+        except SourceError as exc:
+            raise WriteError(f"{label}: {str(exc).removeprefix(f'source {label}: ')}") from None
+
+    def properties(self, label: str | None = None,
+                   environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The connection properties of the driver: ``user``, ``password``, ``driver``."""
+        user, password = self.resolve(label, environ)
+        return {"user": user, "password": password, "driver": _driver_class(self.url)}
 
 
 def _driver_class(url: str) -> str:
@@ -107,20 +154,30 @@ def _driver_class(url: str) -> str:
 
 
 @contextmanager
-def jdbc_transaction(spark: SparkSession, connection: JdbcConnection) -> Iterator[Any]:
+def jdbc_transaction(
+    spark: SparkSession, connection: JdbcConnection, properties: Mapping[str, str] | None = None,
+    *, label: str | None = None,
+) -> Iterator[Any]:
     """A JVM ``java.sql.Connection`` in one transaction: committed when the block ends, rolled
-    back when it raises; always closed."""
+    back when it raises; always closed. ``properties`` are the resolved
+    `JdbcConnection.properties` (resolved here when not given); a connection that cannot be made
+    raises `WriteError` naming ``label`` (default: the URL, redacted) and the driver's message."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    props = connection.properties()
+    props = dict(properties) if properties is not None else connection.properties(label)
+    where = label or redact(connection.url)
     info = jvm.java.util.Properties()
     for key in ("user", "password"):
         info.setProperty(key, props[key])
-    # instantiate the driver directly: DriverManager does not see jars added by spark.jars
-    driver = getattr(jvm, props["driver"])()
-    conn = driver.connect(connection.url, info)
+    try:
+        # instantiate the driver directly: DriverManager does not see jars added by spark.jars
+        driver = getattr(jvm, props["driver"])()
+        conn = driver.connect(connection.url, info)
+    except Exception as exc:
+        raise WriteError(f"{where}: cannot connect to {redact(connection.url)}: "
+                         f"{scrub(_first_line(exc), props['password'])}") from None
     if conn is None:
-        raise WriteError(f"{connection.url}: the JDBC driver refused the URL")
+        raise WriteError(f"{where}: the JDBC driver refused the URL {redact(connection.url)}")
     try:
         conn.setAutoCommit(False)
         yield conn
@@ -153,6 +210,14 @@ def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
         statement.close()
 
 
+def scrub(text: str, secret: str) -> str:
+    """``text`` with ``secret`` (a resolved password) and any credential `etl.logs.redact`
+    recognises masked: what a load puts in an error message."""
+    if secret:
+        text = text.replace(secret, "***")
+    return redact(text)
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -168,12 +233,29 @@ class WarehouseLoad:
     mode: LoadMode = "upsert"
     dialect: Dialect = "postgres"
     batch_size: int = 10_000
+    duplicates: DuplicatePolicy = "reject"
+    sequence_columns: tuple[str, ...] = ()
+    empty_allowed: bool = False
 
     def keys(self, *columns: str) -> WarehouseLoad:
         return dataclasses.replace(self, key_columns=tuple(columns))
 
     def full_load(self, enabled: bool = True) -> WarehouseLoad:
         return dataclasses.replace(self, mode="full" if enabled else "upsert")
+
+    def on_duplicates(self, policy: DuplicatePolicy) -> WarehouseLoad:
+        """Duplicate keys in a batch: ``reject`` (`WriteError` with sample keys, nothing
+        written) or keep the ``latest`` by `sequence_by`."""
+        check_choice(policy, DUPLICATE_POLICIES, "on_duplicates", self.table)
+        return dataclasses.replace(self, duplicates=policy)
+
+    def sequence_by(self, *columns: str) -> WarehouseLoad:
+        """The columns ordering a key's rows for ``on_duplicates("latest")`` (greatest wins)."""
+        return dataclasses.replace(self, sequence_columns=tuple(columns))
+
+    def allow_empty(self, enabled: bool = True) -> WarehouseLoad:
+        """Let a full load of an empty batch empty the table (refused otherwise)."""
+        return dataclasses.replace(self, empty_allowed=enabled)
 
     def with_dialect(self, dialect: Dialect) -> WarehouseLoad:
         if dialect not in ("postgres", "redshift"):
@@ -188,9 +270,11 @@ class WarehouseLoad:
             raise WriteError(f"{self.table}: column names {bad} are not plain SQL identifiers")
         if self.mode == "upsert" and not self.key_columns:
             raise WriteError(f"{self.table}: an upsert needs keys()")
-        missing = [k for k in self.key_columns if k not in df.columns]
-        if missing:
-            raise WriteError(f"{self.table}: keys {missing} not in the batch's columns {df.columns}")
+        for argument, columns in (("keys", self.key_columns), ("sequence_by", self.sequence_columns)):
+            missing = [k for k in columns if k not in df.columns]
+            if missing:
+                raise WriteError(f"{self.table}: {argument} {missing} not in the batch's columns "
+                                 f"{df.columns}")
         for field in df.schema.fields:
             sql_type(field.dataType)
 
@@ -238,25 +322,36 @@ class WarehouseLoad:
         return [f"{insert} ON CONFLICT ({', '.join(self.key_columns)}) {action}"]
 
     def execute(self, df: DataFrame) -> WriteMetrics:
-        """Create or check the target, bulk-load the staging table, move the rows in one
-        transaction; returns the rows inserted and updated (or replaced, for a full load)."""
+        """Apply the duplicate policy, create or check the target, bulk-load the staging table,
+        move the rows in one transaction; returns the rows inserted and updated (or replaced,
+        for a full load)."""
         self._validate(df)
+        if self.key_columns:
+            df = dedupe_keys(df, self.key_columns, self.sequence_columns, self.duplicates,
+                             self.table)
+        props = self.connection.properties(self.table)
+        password = props["password"]
         staging = f"{self.table}__stage_{uuid.uuid4().hex[:12]}"
-        with jdbc_transaction(self.spark, self.connection) as conn:
+        with jdbc_transaction(self.spark, self.connection, props, label=self.table) as conn:
             _update(conn, self.create_sql(df.schema))
             self._check_target(conn, df.schema)
             _update(conn, f"CREATE TABLE {staging} (LIKE {self.table})")
         try:
-            props = self.connection.properties()
             (
                 df.write.format("jdbc").mode("append")
                 .option("url", self.connection.url).option("dbtable", staging)
                 .option("batchsize", str(self.batch_size))
                 .options(**props).save()
             )
-            with jdbc_transaction(self.spark, self.connection) as conn:
+            with jdbc_transaction(self.spark, self.connection, props, label=self.table) as conn:
                 before = int(_rows(conn, f"SELECT count(*) FROM {self.table}")[0][0])
                 staged = int(_rows(conn, f"SELECT count(*) FROM {staging}")[0][0])
+                if self.mode == "full" and staged == 0 and not self.empty_allowed:
+                    raise WriteError(
+                        f"{self.table}: refusing to replace the contents ({before} rows) with an "
+                        "empty batch; the target is unchanged. If an empty table is intended, "
+                        "call allow_empty() on the load or set allow_empty: true on the target"
+                    )
                 for statement in self._move_sql(staging, df.columns):
                     _update(conn, statement)
                 after = int(_rows(conn, f"SELECT count(*) FROM {self.table}")[0][0])
@@ -264,16 +359,22 @@ class WarehouseLoad:
             if isinstance(exc, WriteError):
                 raise
             raise WriteError(f"{self.table}: load failed, the target is unchanged: "
-                             f"{_first_line(exc)}") from exc
+                             f"{scrub(_first_line(exc), password)}") from None
         finally:
-            with jdbc_transaction(self.spark, self.connection) as conn:
+            with jdbc_transaction(self.spark, self.connection, props, label=self.table) as conn:
                 _update(conn, f"DROP TABLE IF EXISTS {staging}")
         if self.mode == "full":
-            return WriteMetrics(table=self.table, operation="FULL LOAD", rows_inserted=after,
-                                rows_deleted=before)
-        inserted = after - before
-        return WriteMetrics(table=self.table, operation="UPSERT", rows_inserted=inserted,
-                            rows_updated=staged - inserted)
+            metrics = WriteMetrics(table=self.table, operation="FULL LOAD", rows_inserted=after,
+                                   rows_deleted=before)
+        else:
+            inserted = after - before
+            metrics = WriteMetrics(table=self.table, operation="UPSERT", rows_inserted=inserted,
+                                   rows_updated=staged - inserted)
+        _log.info("warehouse load", table=self.table, url=self.connection.url,
+                  dialect=self.dialect, operation=metrics.operation,
+                  rows_inserted=metrics.rows_inserted, rows_updated=metrics.rows_updated,
+                  rows_deleted=metrics.rows_deleted)
+        return metrics
 
 
 def _first_line(exc: BaseException) -> str:
@@ -283,4 +384,4 @@ def _first_line(exc: BaseException) -> str:
     return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
-__all__ = ["JdbcConnection", "WarehouseLoad", "jdbc_transaction", "sql_type"]
+__all__ = ["JdbcConnection", "WarehouseLoad", "jdbc_transaction", "scrub", "sql_type"]

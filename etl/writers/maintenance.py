@@ -1,10 +1,11 @@
 """Delta table maintenance: OPTIMIZE (compaction, optional ZORDER BY) and VACUUM with a retention
 guard, reporting file counts and sizes before and after.
 
-The guard refuses a VACUUM retention shorter than the table's ``delta.deletedFileRetentionDuration``
-(Delta's default: 7 days = 168 hours): files younger than that may still be read by running
-queries or needed for time travel. Lower the table property (``targets.<name>.properties``)
-to allow shorter retention deliberately.
+The guard refuses a VACUUM retention that is not a finite number of hours >= 0 (``nan``,
+``inf``, negative: `check_retention`, before any Spark work) or that is shorter than the table's
+``delta.deletedFileRetentionDuration`` (Delta's default: 7 days = 168 hours): files younger than
+that may still be read by running queries or needed for time travel. Lower the table property
+(``targets.<name>.properties``) to allow shorter retention deliberately.
 
 Example::
 
@@ -14,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +74,18 @@ def retention_hours(interval: str | None) -> float:
     return float(match.group(1)) * _HOURS[match.group(2).lower()]
 
 
+def check_retention(hours: float | None, option: str = "--retain-hours") -> None:
+    """Refuse (`ConfigError`, exit code 2) a retention that is not a finite number of hours
+    >= 0: ``nan`` would pass every comparison with the table's minimum (``nan < 168`` is false)
+    and ``inf`` or a negative number is no retention at all. ``None`` (the table's own) is fine.
+    The message names ``option`` and the value given."""
+    if hours is None:
+        return
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours) \
+            or hours < 0:
+        raise ConfigError(f"expected a finite number of hours >= 0, got {hours!r}", key=option)
+
+
 def file_stats(spark: SparkSession, path: str) -> FileStats:
     detail = table_detail(spark, path)
     stored = storage_files(spark, path)
@@ -89,7 +103,9 @@ def maintain(
     retain_hours: float | None = None,
 ) -> MaintenanceReport:
     """OPTIMIZE then VACUUM the Delta table at ``path``; arguments are checked before any work
-    (`ConfigError`, exit code 2)."""
+    (`ConfigError`, exit code 2): ``retain_hours`` must be a finite number of hours >= 0
+    (`check_retention`) and at least the table's ``delta.deletedFileRetentionDuration``."""
+    check_retention(retain_hours)
     if not table_exists(spark, path):
         raise ConfigError(f"no Delta table at {path}", key="TABLE")
     table = DeltaTable.forPath(spark, path)
@@ -129,4 +145,5 @@ def maintain(
     return MaintenanceReport(path, before, file_stats(spark, path), tuple(done))
 
 
-__all__ = ["FileStats", "MaintenanceReport", "file_stats", "maintain", "retention_hours"]
+__all__ = ["FileStats", "MaintenanceReport", "check_retention", "file_stats", "maintain",
+           "retention_hours"]

@@ -9,9 +9,19 @@ Guarantees and limits:
   ``target_file_bytes`` (rows per file estimated from a sample of the batch's rows); the batch
   is repartitioned by the partition columns, so each partition is
   written by one task into as few files as the size allows;
-* plain Parquet has no transaction log: a failed write can leave partial files in the
-  partitions it was writing (Spark's commit protocol removes its temporary files, but a crash
-  of the driver may not). Prefer Delta where readers must never see a partial write.
+* ``overwrite()`` (static: the whole table) writes the new files first, into a hidden sibling
+  folder ``_<name>.etl-new-<id>/table``, and only when that write succeeded swaps the folders (the
+  table's folder is renamed to ``_<name>.etl-old-<id>``, the new one into its place, then the
+  old one is deleted). A failure while writing (a batch whose evaluation raises, a lost
+  executor, a full disk) leaves every old file in place and raises `WriteError` naming the
+  path; the new folder is removed. Spark's own static overwrite would delete the old files
+  before writing the new ones. Limits: between the two renames a reader may briefly find no
+  folder; on object stores (``s3a://``) a rename copies, so the swap takes as long as copying
+  the files, and a crash during it leaves the old files under ``_<name>.etl-old-<id>``;
+* plain Parquet has no transaction log: a failed append or partition overwrite can leave
+  partial files in the partitions it was writing (Spark's commit protocol removes its
+  temporary files, but a crash of the driver may not). Prefer Delta where readers must never
+  see a partial write.
 
 Example::
 
@@ -23,18 +33,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pyspark.sql import DataFrame, SparkSession
+from py4j.protocol import Py4JError
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from etl.context import WriteMetrics
-from etl.errors import WriteError
+from etl.errors import WriteError, jvm_error_text
+from etl.logs import get_logger
 from etl.tables import table_name
 from etl.writers.delta import require_columns
 
 ParquetMode = Literal["append", "overwrite", "overwrite_partitions"]
+_log = get_logger("etl.writers")
 
 
 def storage_files(spark: SparkSession, path: str, suffix: str = ".parquet") -> dict[str, int]:
@@ -107,31 +121,88 @@ class ParquetWrite:
 
     def execute(self, df: DataFrame) -> WriteMetrics:
         """Write ``df``; returns rows written and files added/removed (from listing the folder
-        before and after)."""
+        before and after). ``overwrite()`` writes first and swaps after (module docstring)."""
         require_columns(df, self.partition_columns, "partitioned_by", self.path)
         if self.mode == "overwrite_partitions" and not self.partition_columns:
             raise WriteError(f"{self.path}: overwrite_partitions() needs partitioned_by()")
         before = storage_files(self.spark, self.path)
-        rows = df.count()
-        out = df.repartition(*self.partition_columns) if self.partition_columns else df
-        writer = out.write.format("parquet")
-        if self.mode == "append":
-            writer = writer.mode("append")
+        if self.mode == "overwrite":
+            rows = self._write_and_swap(df)
         else:
-            writer = writer.mode("overwrite")
-            dynamic = "dynamic" if self.mode == "overwrite_partitions" else "static"
-            writer = writer.option("partitionOverwriteMode", dynamic)
-        if self.partition_columns:
-            writer = writer.partitionBy(*self.partition_columns)
-        per_file = self.rows_per_file(df)
-        if per_file is not None:
-            writer = writer.option("maxRecordsPerFile", str(per_file))
-        writer.save(self.path)
+            rows = df.count()
+            writer = self._writer(df).mode("append")
+            if self.mode == "overwrite_partitions":
+                writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+            writer.save(self.path)
         after = storage_files(self.spark, self.path)
         return WriteMetrics(
             table=table_name(self.path), operation=self.mode.upper(), rows_inserted=rows,
             files_added=len(set(after) - set(before)), files_removed=len(set(before) - set(after)),
         )
+
+    def _writer(self, df: DataFrame) -> DataFrameWriter:
+        """The Parquet writer of ``df`` with the partitioning and file sizing (mode not set)."""
+        out = df.repartition(*self.partition_columns) if self.partition_columns else df
+        writer = out.write.format("parquet")
+        if self.partition_columns:
+            writer = writer.partitionBy(*self.partition_columns)
+        per_file = self.rows_per_file(df)
+        if per_file is not None:
+            writer = writer.option("maxRecordsPerFile", str(per_file))
+        return writer
+
+    def _write_and_swap(self, df: DataFrame) -> int:
+        """Write ``df`` into a hidden sibling folder, then swap it with the table's folder;
+        returns the rows written (counted from the new files' footers)."""
+        jvm = self.spark.sparkContext._jvm
+        assert jvm is not None
+        target = jvm.org.apache.hadoop.fs.Path(self.path)
+        fs = target.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        target = fs.makeQualified(target)
+        parent, name, tag = target.getParent(), target.getName(), uuid.uuid4().hex[:12]
+        if parent is None:
+            raise WriteError(f"{self.path}: overwrite() needs a table folder below a parent folder")
+        # the new files go to <parent>/_<name>.etl-new-<id>/table: hidden next to the table,
+        # while its own name is one Spark reads (it skips a root folder named _... or .…)
+        scratch = jvm.org.apache.hadoop.fs.Path(parent, f"_{name}.etl-new-{tag}")
+        fresh = jvm.org.apache.hadoop.fs.Path(scratch, "table")
+        old = jvm.org.apache.hadoop.fs.Path(parent, f"_{name}.etl-old-{tag}")
+        try:
+            self._writer(df).mode("errorifexists").save(str(fresh.toString()))
+            # with the schema given, a batch that wrote no file (empty, partitioned) counts 0
+            rows = self.spark.read.schema(df.schema).parquet(str(fresh.toString())).count()
+        except Exception as exc:
+            _delete_quietly(fs, scratch)
+            raise WriteError(f"{self.path}: overwrite failed, the old files are in place: "
+                             f"{jvm_error_text(exc)}") from exc
+        had_table = bool(fs.exists(target))
+        if had_table and not fs.rename(target, old):
+            _delete_quietly(fs, scratch)
+            raise WriteError(f"{self.path}: overwrite failed, the old files are in place: could "
+                             f"not move them aside to {old.toString()}")
+        if not fs.rename(fresh, target):
+            if not had_table:
+                outcome = "there was no table before"
+            elif fs.rename(old, target):
+                outcome = "the old files are back in place"
+            else:
+                outcome = f"the old files are in {old.toString()}"
+            raise WriteError(f"{self.path}: overwrite failed: could not move the new files from "
+                             f"{fresh.toString()} into place; {outcome}")
+        fs.delete(scratch, True)
+        if had_table:
+            fs.delete(old, True)
+        return int(rows)
+
+
+def _delete_quietly(fs: Any, path: Any) -> None:
+    """Remove a folder this writer made; a failure is logged, not raised (the write's own
+    error, being raised, matters more)."""
+    try:
+        fs.delete(path, True)
+    except Py4JError as exc:
+        _log.warning("could not remove the folder of a failed overwrite", path=str(path.toString()),
+                     error=jvm_error_text(exc))
 
 
 def _positive(value: int | None, argument: str, path: str) -> None:

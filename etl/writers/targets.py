@@ -83,11 +83,18 @@ def target_writer(
     the identity of (job, ``name``, ``logical_run`` or else the run id). ``replace_where`` and
     ``keys_unique``: see `delta_writer`."""
     if target.format == "jdbc":
-        assert target.jdbc_url and target.jdbc_table and target.jdbc_user
-        connection = JdbcConnection(target.jdbc_url, target.jdbc_user, target.password_env)
+        assert target.jdbc_url and target.jdbc_table
+        if target.jdbc_credentials is not None:
+            connection = JdbcConnection(target.jdbc_url, target.jdbc_credentials)
+        else:
+            assert target.jdbc_user
+            connection = JdbcConnection.legacy(target.jdbc_url, target.jdbc_user,
+                                               target.password_env)
         return (
             WarehouseLoad(spark, connection, target.jdbc_table).keys(*target.keys)
             .full_load(target.mode == "overwrite").with_dialect(target.dialect)
+            .on_duplicates(target.duplicates).sequence_by(*target.sequence_by)
+            .allow_empty(target.allow_empty)
         )
     path = ctx.warehouse.table(target.layer, target.table)
     if target.format == "parquet":

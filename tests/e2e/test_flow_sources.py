@@ -133,28 +133,34 @@ def test_a_rest_source_through_the_flow(spark, tmp_path, tickets_api):
     records, url = tickets_api
     records += [ticket(1, "open", 1), ticket(2, "open", 2), ticket(3, None, 3),
                 {"id": "x", "status": "open", "updated_at": "2026-01-01T04:00:00"},
-                ticket(1, "closed", 5)]
+                ticket(1, "closed", 5),
+                {"id": 9, "status": "open", "updated_at": "2099-01-01T00:00:00"}]
     project = Project(tmp_path, "tickets", REST_JOB)
 
     first = project.run(spark, TICKETS_API=url)
 
-    # 5 records: 3 without a status or of the wrong shape quarantined... 2 of them; ticket 1's
-    # older version filtered
-    assert counts(first) == (5, 2, 2, 1)
+    # 6 records: one without a status, one of the wrong shape and one far in the future
+    # quarantined; ticket 1's older version filtered
+    assert counts(first) == (6, 2, 3, 1)
     assert_df_equality(
         project.table(spark, "silver", "tickets").select("id", "status"),
         spark.createDataFrame([(1, "closed"), (2, "open")], "id bigint, status string"),
         ignore_row_order=True, ignore_nullable=True)
     reasons = sorted(r["reasons"][0] for r in project.table(spark, "quarantine", "tickets")
                      .collect())
-    assert reasons[0] == "status: required value missing"
-    assert reasons[1].startswith("record does not fit the schema")
+    assert reasons[0].startswith("record does not fit the schema")
+    assert reasons[1] == "status: required value missing"
+    assert reasons[2].startswith("updated_at: 2099-01-01 00:00:00 is after the run's start "
+                                 "plus the allowed skew of 1 day (")
+    # the future record does not move the watermark past the records read
     assert project.watermark(spark, "tickets") == ("updated_at", dt.datetime(2026, 1, 1, 5))
+    assert any("records with updated_at after the run's start" in n for n in first.notes)
 
     records.append(ticket(2, "closed", 6))
     second = project.run(spark, TICKETS_API=url)
 
-    assert counts(second) == (1, 1, 0, 0)  # only what changed since the stored watermark
+    # only what changed since the stored watermark (and the future record, quarantined again)
+    assert counts(second) == (2, 1, 1, 0)
     assert project.table(spark, "silver", "tickets").where("id = 2").first()["status"] == "closed"
     assert project.watermark(spark, "tickets") == ("updated_at", dt.datetime(2026, 1, 1, 6))
 

@@ -1,16 +1,23 @@
 """Warehouse loads (etl.writers.jdbc) against the real PostgreSQL of scripts/services.sh:
-upsert, full load, DDL check, and a failure in the middle of a load that leaves the target
-unchanged. Needs `scripts/services.sh start postgres`."""
+upsert, full load, DDL check, a failure in the middle of a load that leaves the target
+unchanged, the duplicate policy of the redshift dialect (its SQL runs on PostgreSQL), empty full
+loads, and credentials from the environment or Secrets Manager that never reach an error or a
+log. Needs `scripts/services.sh start postgres s3` (the AWS API server answers Secrets Manager)."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
 import pytest
+import structlog
 
+from etl import logs
+from etl.config import JdbcCredentials
 from etl.errors import SchemaPolicyError, WriteError
 from etl.writers.jdbc import JdbcConnection, WarehouseLoad, jdbc_transaction
+from tests.services import require_service
 
 pytestmark = pytest.mark.integration
 
@@ -120,12 +127,140 @@ def test_a_target_with_other_types_is_refused_before_loading(spark, connection, 
 
 
 def test_the_password_comes_only_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ETL_PG_USER", "etl")
     monkeypatch.delenv("ETL_PG_PASSWORD", raising=False)
-    connection = JdbcConnection("jdbc:postgresql://127.0.0.1:55432/etl", "etl")
+    connection = JdbcConnection("jdbc:postgresql://127.0.0.1:55432/etl",
+                                JdbcCredentials(user_env="ETL_PG_USER", password_env="ETL_PG_PASSWORD"))
 
     with pytest.raises(WriteError) as info:
         connection.properties()
 
     assert str(info.value) == (
-        "jdbc:postgresql://127.0.0.1:55432/etl: environment variable ETL_PG_PASSWORD is not set"
+        "jdbc:postgresql://127.0.0.1:55432/etl: environment variable ETL_PG_PASSWORD (the password) "
+        "is not set"
     )
+
+
+def table_exists(spark, connection, table) -> bool:
+    schema, name = table.split(".")
+    return bool(
+        spark.read.format("jdbc").option("url", connection.url)
+        .option("query", "SELECT 1 FROM information_schema.tables "
+                         f"WHERE table_schema = '{schema}' AND table_name = '{name}'")
+        .options(**connection.properties()).load().collect()
+    )
+
+
+def test_redshift_upsert_rejects_duplicate_keys_before_anything_is_written(spark, connection, table):
+    load = WarehouseLoad(spark, connection, table).keys("id").with_dialect("redshift")
+    batch = spark.createDataFrame([(1, "a", 10), (2, "b", 20), (1, "a2", 11)], SCHEMA)
+
+    with pytest.raises(WriteError) as info:
+        load.execute(batch)
+
+    assert str(info.value) == f"{table}: the batch holds keys ['id'] more than once, e.g. [(1,)]"
+    assert not table_exists(spark, connection, table)
+    assert staging_tables(spark, connection, table) == []
+
+
+def test_redshift_upsert_keeps_the_latest_row_per_key_even_without_an_enforced_key(
+    spark, connection, table
+):
+    # Redshift accepts a PRIMARY KEY but does not enforce it: a target without one stands for it
+    execute_sql(spark, connection, f"CREATE TABLE {table} (id integer, name text, amount bigint)")
+    execute_sql(spark, connection, f"INSERT INTO {table} VALUES (1, 'a', 10), (3, 'c', 30)")
+    load = (WarehouseLoad(spark, connection, table).keys("id").with_dialect("redshift")
+            .on_duplicates("latest").sequence_by("amount"))
+    # key 1: amount 12 is the latest; key 2: a tie on amount 20, broken by the rows' content
+    rows = [(1, "b", 12), (2, "d", 20), (1, "c", 11), (2, "e", 20)]
+
+    metrics = load.execute(spark.createDataFrame(rows, SCHEMA))
+    load.execute(spark.createDataFrame(list(reversed(rows)), SCHEMA).repartition(3))
+
+    assert (metrics.operation, metrics.rows_inserted, metrics.rows_updated) == ("UPSERT", 1, 1)
+    assert target_rows(spark, connection, table) == [(1, "b", 12), (2, "d", 20), (3, "c", 30)]
+
+
+def test_an_empty_full_load_is_refused_unless_the_caller_allows_it(spark, connection, table):
+    load = WarehouseLoad(spark, connection, table).keys("id").full_load()
+    load.execute(spark.createDataFrame([(1, "a", 10), (2, "b", 20)], SCHEMA))
+    empty = spark.createDataFrame([], SCHEMA)
+
+    with pytest.raises(WriteError) as info:
+        load.execute(empty)
+
+    assert str(info.value) == (
+        f"{table}: refusing to replace the contents (2 rows) with an empty batch; the target is "
+        "unchanged. If an empty table is intended, call allow_empty() on the load or set "
+        "allow_empty: true on the target"
+    )
+    assert target_rows(spark, connection, table) == [(1, "a", 10), (2, "b", 20)]
+    assert staging_tables(spark, connection, table) == []
+
+    metrics = load.allow_empty().execute(empty)
+
+    assert (metrics.operation, metrics.rows_inserted, metrics.rows_deleted) == ("FULL LOAD", 0, 2)
+    assert target_rows(spark, connection, table) == []
+
+
+@pytest.fixture()
+def secrets(monkeypatch):
+    """A Secrets Manager client on the local AWS API server, and a fresh secret name."""
+    import boto3
+
+    endpoint = os.environ["ETL_S3_ENDPOINT"]
+    host, port = endpoint.split("//", 1)[1].split(":")
+    require_service("AWS API (moto)", host, int(port))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+    return boto3.client("secretsmanager", region_name="us-east-1"), f"etl/test/{uuid.uuid4().hex[:8]}"
+
+
+def test_credentials_from_a_secrets_manager_secret(spark, connection, table, secrets, monkeypatch):
+    client, name = secrets
+    client.create_secret(Name=name, SecretString=json.dumps(
+        {"username": os.environ["ETL_PG_USER"], "password": os.environ["ETL_PG_PASSWORD"]}))
+    from_secret = JdbcConnection(connection.url, JdbcCredentials(secret_id=name, region="us-east-1"))
+
+    with monkeypatch.context() as env:
+        env.delenv("ETL_PG_PASSWORD")  # only the secret can give it
+        metrics = WarehouseLoad(spark, from_secret, table).keys("id").execute(
+            spark.createDataFrame([(1, "a", 10)], SCHEMA))
+        rows = target_rows(spark, from_secret, table)
+
+    assert (metrics.operation, metrics.rows_inserted) == ("UPSERT", 1)
+    assert rows == [(1, "a", 10)]
+    with pytest.raises(WriteError) as info:
+        JdbcConnection(connection.url, JdbcCredentials(secret_id=f"{name}-gone",
+                                                       region="us-east-1")).properties(table)
+    assert str(info.value) == f"{table}: cannot read secret {name}-gone: ResourceNotFoundException"
+
+
+def test_a_password_from_the_environment_never_reaches_an_error_or_a_log(
+    spark, connection, table, monkeypatch, capfd
+):
+    saved = structlog.get_config()
+    logs.configure("json")
+    password = "Zq7-wr0ng-" + uuid.uuid4().hex[:8]
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", password)
+    wrong = JdbcConnection(connection.url, JdbcCredentials(user_env="ETL_PG_USER",
+                                                           password_env="WAREHOUSE_PASSWORD"))
+    try:
+        with pytest.raises(WriteError) as info:
+            WarehouseLoad(spark, wrong, table).keys("id").execute(
+                spark.createDataFrame([(1, "a", 10)], SCHEMA))
+        # a load logs its URL; a secret in the URL (an SSL key's password, unused here) is masked
+        in_url = JdbcConnection(f"{connection.url}?sslpassword={password}", connection.credentials)
+        WarehouseLoad(spark, in_url, table).keys("id").execute(
+            spark.createDataFrame([(2, "b", 20)], SCHEMA))
+    finally:
+        structlog.configure(**saved)
+
+    assert str(info.value) == (
+        f"{table}: cannot connect to {connection.url}: org.postgresql.util.PSQLException: FATAL: "
+        f'password authentication failed for user "{os.environ["ETL_PG_USER"]}"'
+    )
+    captured = capfd.readouterr()
+    assert password not in captured.out + captured.err
+    load_lines = [json.loads(line) for line in captured.err.splitlines()
+                  if line.startswith("{") and '"warehouse load"' in line]
+    assert [(e["table"], e["url"]) for e in load_lines] == [(table, f"{connection.url}?sslpassword=***")]

@@ -4,6 +4,7 @@ etl.writers.cdc) — exact tables for ordered, shuffled, duplicated and late fee
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from chispa import assert_df_equality
@@ -178,3 +179,59 @@ def test_cdc_apply_checks_arguments_before_spark_work(spark, tmp_path):
         CdcApply(spark, "/x").keys("id").output("scd2").tombstones("/y").execute(
             changes(spark, FEED[:1]))
     assert str(err.value) == "/x: tombstones() is for output scd1 with hard deletes"
+
+
+def wal2json(action: str, columns=None, identity=None, table: str = "Docs") -> str:
+    """One wal2json (format 2) change of table s.<table>; columns as (name, value) pairs."""
+    change: dict[str, object] = {"action": action, "timestamp": "2023-11-14 22:13:20.5+00",
+                                 "schema": "s", "table": table}
+    for key, pairs in (("columns", columns), ("identity", identity)):
+        if pairs is not None:
+            change[key] = [{"name": n, "type": "text", "value": v} for n, v in pairs]
+    return json.dumps(change)
+
+
+def test_an_update_that_leaves_out_an_unchanged_toasted_value_keeps_the_stored_text(spark, tmp_path):
+    """wal2json leaves an unchanged TOASTed column out of an update's new values; the envelope
+    takes it from the old row (REPLICA IDENTITY FULL), so applying the update keeps the text.
+    A value the update does carry, null included, is the new value. An update whose old row is
+    only the key, and a TRUNCATE, are marked for the reader to refuse; nothing is dropped."""
+    from pyspark.sql import types as T
+
+    from etl.readers.pg_logical import changes_to_envelopes
+
+    body = "x" * 3000
+    schema = T.StructType([T.StructField(n, t) for n, t in (
+        ("id", T.IntegerType()), ("title", T.StringType()), ("body", T.StringType()))])
+    full_old = [("id", 1), ("title", "draft"), ("body", body)]
+    peek = spark.createDataFrame([
+        ("0/10", wal2json("I", columns=full_old)),
+        ("0/20", wal2json("U", columns=[("id", 1), ("title", "final")], identity=full_old)),
+        ("0/28", wal2json("U", columns=[("id", 1), ("title", "final")], table="Other")),
+        ("0/30", wal2json("U", columns=[("id", 2), ("title", None), ("body", None)],
+                          identity=[("id", 2), ("title", "t"), ("body", "b")])),
+        ("0/40", wal2json("U", columns=[("id", 3), ("title", "key only")], identity=[("id", 3)])),
+        ("0/50", wal2json("T")),
+    ], "lsn string, data string")
+
+    envelopes = changes_to_envelopes(peek, schema, table="s.Docs")
+
+    image = "struct<id: int, title: string, body: string>"
+    assert_df_equality(
+        envelopes.select("op", "after", "source.lsn", "unavailable_columns"),
+        spark.createDataFrame([
+            ("c", (1, "draft", body), 0x10, []),
+            ("u", (1, "final", body), 0x20, []),
+            ("u", (2, None, None), 0x30, []),
+            ("u", (3, "key only", None), 0x40, ["body"]),
+            ("t", None, 0x50, []),
+        ], f"op string, after {image}, lsn bigint, unavailable_columns array<string>"),
+        ignore_nullable=True,
+    )
+    path = str(tmp_path / "docs")
+    apply = CdcApply(spark, path).keys("id")
+    for lsn in (0x10, 0x20):
+        feed = envelopes.where(f"source.lsn = {lsn}").drop("unavailable_columns")
+        valid, _ = split_rejected(feed.transform(flatten_changes(["id"])))
+        apply.execute(valid.drop("_record"))
+    assert read_delta(spark, path).select("id", "title", "body").collect() == [(1, "final", body)]

@@ -319,11 +319,11 @@ def test_unknown_key_names_the_file_and_the_dotted_key(conf):
     assert str(error) == (
         f"{conf / 'jobs' / 'flights.yml'}: targets.silver_flights.tabel: unknown key "
         "(allowed: allow_empty, catalog_name, delete_column, delete_values, dialect, "
-        "duplicates, effective_from, filter, format, inputs, jdbc_table, jdbc_url, jdbc_user, "
-        "keys, layer, max_retries, mode, narrow, narrow_below, partition_by, password_env, "
-        "properties, prune_partitions, references, replace_by, schema_policy, sequence_by, "
-        "soft_delete_column, table, target_file_bytes, target_file_rows, touched, "
-        "tracked_columns, transform)"
+        "duplicates, effective_from, filter, format, inputs, jdbc_credentials, jdbc_table, "
+        "jdbc_url, jdbc_user, keys, layer, max_retries, mode, narrow, narrow_below, "
+        "partition_by, password_env, properties, prune_partitions, references, replace_by, "
+        "schema_policy, sequence_by, soft_delete_column, table, target_file_bytes, "
+        "target_file_rows, touched, tracked_columns, transform)"
     )
 
 

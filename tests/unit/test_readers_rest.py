@@ -1,9 +1,11 @@
 """etl.readers.rest against a local HTTP API (a threaded http.server on 127.0.0.1 started by
 the tests) that paginates in four styles, throttles with 429, fails intermittently with 500,
-truncates a body, serves records that do not fit the schema, and can keep failing."""
+truncates a body, serves records that do not fit the schema, and can keep failing; that links
+or redirects to another origin (a second server) or to file:, answers too much, or trickles."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -56,6 +58,10 @@ class Api:
     always: tuple[str, object] | None = None
     requests: list[str] = field(default_factory=list)
     auth: list[str | None] = field(default_factory=list)
+    #: Where the Link header's next page points ("" for a relative link to this server).
+    link_base: str = ""
+    #: Where GET /moved redirects to.
+    redirect_to: str = "/link"
 
     def page(self, route: str, query: dict[str, str]) -> tuple[int, list[object], dict]:
         """The page number, the page's records and the extra body fields of a request."""
@@ -102,12 +108,30 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "sleep":
             time.sleep(float(arg))  # type: ignore[arg-type]
             self.answer(200, body)
+        elif kind in ("trickle", "unannounced"):
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if kind == "trickle":  # announced, then one byte every `arg` seconds
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()  # unannounced: the body ends when the connection closes
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    if kind == "trickle":
+                        time.sleep(float(arg))  # type: ignore[arg-type]
+            except OSError:  # the reader hung up
+                pass
 
     def do_GET(self) -> None:
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query))
         self.api.requests.append(self.path)
         self.api.auth.append(self.headers.get("Authorization"))
+        if parts.path == "/moved":
+            self.answer(302, "{}", {"Location": self.api.redirect_to})
+            return
         number, records, extra = self.api.page(parts.path, query)
         body = json.dumps(records if parts.path == "/link" else {"data": records, **extra})
         pending = self.api.faults.get((parts.path, number), [])
@@ -118,13 +142,13 @@ class Handler(BaseHTTPRequestHandler):
         headers = {}
         if parts.path == "/link" and len(records) == PAGE_SIZE:
             following = urllib.parse.urlencode({**query, "p": str(number + 1)})
-            headers["Link"] = f'</link?{following}>; rel="next", </link?p=1>; rel="first"'
+            headers["Link"] = (f'<{self.api.link_base}/link?{following}>; rel="next", '
+                               '</link?p=1>; rel="first"')
         self.answer(200, body, headers)
 
 
-@pytest.fixture()
-def api() -> Iterator[tuple[Api, str]]:
-    """A fresh API and its base URL (``http://127.0.0.1:<port>``)."""
+def serve() -> Iterator[tuple[Api, str]]:
+    """A fresh API and its base URL (``http://127.0.0.1:<port>``) until the block ends."""
     state = Api()
     handler = type("ApiHandler", (Handler,), {"api": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -134,6 +158,17 @@ def api() -> Iterator[tuple[Api, str]]:
     yield state, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture()
+def api() -> Iterator[tuple[Api, str]]:
+    yield from serve()
+
+
+@pytest.fixture()
+def other_api() -> Iterator[tuple[Api, str]]:
+    """A second API on another port: another origin."""
+    yield from serve()
 
 
 @pytest.fixture()
@@ -318,3 +353,135 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after("7") == 7.0
     assert retry_after("Thu, 26 Nov 2026 03:00:30 GMT", now) == 30.0
     assert (retry_after(None), retry_after("soon")) == (None, None)
+
+
+def staged_run_folder(ctx: RunContext) -> Path:
+    return Path(ctx.warehouse.root, "staging", "items", ctx.started_at.date().isoformat(), ctx.run_id)
+
+
+def test_a_next_page_link_to_another_origin_is_refused_and_never_gets_the_token(
+    spark, api, other_api, ctx, monkeypatch
+):
+    state, base = api
+    other, elsewhere = other_api
+    state.link_base = elsewhere
+    monkeypatch.setenv("ITEMS_TOKEN", "s3cr3t")
+    config = rest_config(base, "/link", auth=RestAuth(token_env="ITEMS_TOKEN"))
+
+    with pytest.raises(ApiError) as caught:
+        read(spark, ctx, config)
+
+    assert str(caught.value) == (
+        f"source items: refusing to follow the next-page link to {elsewhere}/link?p=2: another "
+        f"origin than {base}, and the credentials go only there (set cross_origin: "
+        "without_credentials to follow it without them)")
+    assert (state.auth, other.requests) == (["Bearer s3cr3t"], [])
+    assert not staged_run_folder(ctx).exists()  # page 1 was staged, then removed
+
+
+def test_a_next_page_link_to_another_origin_is_followed_without_credentials_when_allowed(
+    spark, api, other_api, ctx, monkeypatch
+):
+    state, base = api
+    other, elsewhere = other_api
+    state.link_base = elsewhere
+    monkeypatch.setenv("ITEMS_TOKEN", "s3cr3t")
+    config = rest_config(base, "/link", auth=RestAuth(token_env="ITEMS_TOKEN"),
+                         headers={"X-Api-Key": "k3y"}, cross_origin="without_credentials")
+
+    extract = read(spark, ctx, config)
+
+    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in range(1, 8)], SCHEMA),
+                       ignore_row_order=True, ignore_nullable=True)
+    assert (state.requests, state.auth) == (["/link"], ["Bearer s3cr3t"])
+    assert (other.requests, other.auth) == (["/link?p=2", "/link?p=3"], [None, None])
+    staged = [json.loads(line)["url"] for line in
+              Path(extract.staged_path, "pages.jsonl").read_text().splitlines()]
+    assert staged == [f"{base}/link", f"{elsewhere}/link?p=2", f"{elsewhere}/link?p=3"]
+
+
+def test_redirects_keep_the_credentials_at_the_configured_origin_only(
+    spark, api, other_api, ctx, monkeypatch
+):
+    state, base = api
+    other, elsewhere = other_api
+    monkeypatch.setenv("ITEMS_TOKEN", "s3cr3t")
+    config = dataclasses.replace(rest_config(base, "/link", auth=RestAuth(token_env="ITEMS_TOKEN")),
+                                 url=f"{base}/moved")
+
+    extract = read(spark, ctx, config)  # /moved -> /link on the same origin
+    assert extract.df.count() == 7
+    assert (state.requests[:2], state.auth[:2]) == (["/moved", "/link"], ["Bearer s3cr3t"] * 2)
+
+    for target, reason in [
+        (f"{elsewhere}/link", f"another origin than {base}, and the credentials go only there "
+                              "(set cross_origin: without_credentials to follow it without them)"),
+        ("file:///etc/passwd", "only http and https URLs are read"),
+        (f"https://127.0.0.1:{base.rsplit(':', 1)[1]}/link",
+         f"another origin than {base}, and the credentials go only there "
+         "(set cross_origin: without_credentials to follow it without them)"),
+    ]:
+        state.redirect_to = target
+        with pytest.raises(ApiError) as caught:
+            read(spark, ctx, config)
+        assert str(caught.value) == f"source items: refusing to follow a redirect to {target}: {reason}"
+    assert other.requests == []
+
+
+@pytest.mark.parametrize("fault", [None, ("unannounced", None)])
+def test_an_answer_over_the_size_cap_fails_at_once(spark, api, ctx, fault):
+    """Announced by Content-Length (refused before reading) or not (counted as it streams)."""
+    state, base = api
+    state.always = fault
+
+    with pytest.raises(ApiError) as caught:
+        read(spark, ctx, rest_config(base, "/link", max_response_bytes=100))
+
+    assert str(caught.value) == (
+        f"source items: GET {base}/link failed: the answer is larger than 100 bytes "
+        "(max_response_bytes)")
+    assert state.requests == ["/link"]
+
+
+def test_an_answer_that_trickles_in_is_cut_at_the_read_s_deadline(spark, api, ctx):
+    state, base = api
+    state.always = ("trickle", 0.3)  # each byte within the timeout; the page would take ~60 s
+    started = time.monotonic()
+
+    with pytest.raises(ApiError) as caught:
+        read(spark, ctx, rest_config(base, "/link", deadline_s=1.0))
+
+    assert str(caught.value) == (
+        f"source items: GET {base}/link stopped: the read took longer than its deadline of 1 s "
+        "(deadline_s)")
+    assert time.monotonic() - started < 20  # 1 s, and the session's start on a busy machine
+    assert state.requests == ["/link"]
+
+
+def test_waits_honour_retry_after_and_back_off_with_jitter(spark, api, ctx):
+    state, base = api
+    state.faults = {("/link", 1): [("429", "7"), ("status", 500)]}
+    waits: list[float] = []
+    retry = RestRetry(attempts=3, backoff_s=1.0, max_backoff_s=30.0, max_retry_after_s=120.0)
+
+    extract = read(spark, ctx, rest_config(base, "/link", retry=retry), sleep=waits.append)
+
+    assert (extract.pages, extract.requests) == (3, 5)
+    assert waits[0] == 7.0  # the 429's Retry-After
+    assert 1.0 <= waits[1] <= 2.0  # retry 2: half of 1 * 2^1 plus jitter
+
+
+@pytest.mark.parametrize(("change", "key", "message"), [
+    ({"max_response_bytes": 0}, "max_response_bytes", "expected a number of bytes >= 1, got 0"),
+    ({"deadline_s": float("nan")}, "deadline_s", "expected a positive number of seconds, got nan"),
+    ({"url": "file:///etc/passwd"}, "url", "expected an http(s) URL, got 'file:///etc/passwd'"),
+])
+def test_limits_are_checked_before_any_request(spark, api, ctx, change, key, message):
+    state, base = api
+    config = dataclasses.replace(rest_config(base, "/link"), **change)
+
+    with pytest.raises(ConfigError) as caught:
+        read(spark, ctx, config)
+
+    assert str(caught.value) == f"sources.items.rest.{key}: {message}"
+    assert state.requests == []

@@ -58,3 +58,37 @@ def test_vacuum_refuses_a_retention_shorter_than_the_table_s(spark, tmp_path, co
 )
 def test_retention_hours_reads_delta_intervals(text, hours):
     assert retention_hours(text) == hours
+
+
+@pytest.mark.parametrize(("value", "shown"), [("nan", "nan"), ("inf", "inf"), ("-inf", "-inf"),
+                                              ("-1", "-1.0"), ("-0.5", "-0.5")])
+def test_a_retention_that_is_not_a_finite_number_of_hours_exits_2_before_spark_starts(
+    tmp_path, conf_dir, capsys, monkeypatch, value, shown
+):
+    import etl.session
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark must not start for a refused retention")
+
+    monkeypatch.setattr(etl.session, "get_spark", no_spark)
+
+    code = main(["--conf-dir", str(conf_dir), "maintain", str(tmp_path / "t"),
+                 f"--retain-hours={value}"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"etl: error: --retain-hours: expected a finite number of hours >= 0, got {shown}\n"
+    )
+
+
+def test_maintain_refuses_nan_before_looking_at_the_table(spark, small_files):
+    """nan passes `nan < minimum` (always false): without the check it would reach VACUUM."""
+    from etl.errors import ConfigError
+    from etl.writers.maintenance import maintain
+
+    before = file_stats(spark, small_files)
+    with pytest.raises(ConfigError) as caught:
+        maintain(spark, small_files, optimize=False, retain_hours=float("nan"))
+
+    assert str(caught.value) == "--retain-hours: expected a finite number of hours >= 0, got nan"
+    assert file_stats(spark, small_files) == before

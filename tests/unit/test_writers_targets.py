@@ -8,11 +8,12 @@ import pytest
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
 
-from etl.config import TargetConfig, load_job_config
+from etl.config import JdbcCredentials, TargetConfig, load_job_config
 from etl.context import RunContext, Warehouse, WriteMetrics
 from etl.errors import ConfigError
 from etl.tables import read_delta
-from etl.writers.targets import input_digest, write_target
+from etl.writers.jdbc import JdbcConnection, WarehouseLoad
+from etl.writers.targets import input_digest, target_writer, write_target
 
 JOB = """\
 job: {name: shop, entrypoint: "x:y"}
@@ -92,3 +93,57 @@ def test_write_target_commits_once_per_run_and_records_what_it_did(spark, tmp_pa
     assert spark.table("shop_silver.customers").count() == 1
     history = DeltaTable.forPath(spark, path).history().select("userMetadata").collect()
     assert {h.userMetadata for h in history} == {ctx.run_id, rerun.run_id}
+
+
+JDBC_JOB = """\
+job: {name: shop, entrypoint: "x:y"}
+targets:
+  orders:
+    layer: gold
+    table: orders
+    format: jdbc
+    mode: overwrite
+    keys: [id]
+    duplicates: latest
+    sequence_by: [updated_at]
+    jdbc_url: jdbc:redshift://dw.example.com:5439/dw
+    jdbc_table: public.orders
+    dialect: redshift
+    jdbc_credentials: {secret_id: dw/loader, region: eu-west-1}
+    allow_empty: true
+"""
+
+
+def test_a_jdbc_target_becomes_a_load_with_its_credentials_duplicates_and_empty_policy(spark, tmp_path):
+    ctx = RunContext(job="shop", env="local", warehouse=Warehouse.at(str(tmp_path / "wh")), landing="")
+    target = load_job_config("shop", directory=write_conf(tmp_path, JDBC_JOB), environ={}).target("orders")
+    url = "jdbc:redshift://dw.example.com:5439/dw"
+
+    assert target_writer(spark, ctx, "orders", target) == WarehouseLoad(
+        spark, JdbcConnection(url, JdbcCredentials(secret_id="dw/loader", region="eu-west-1")),
+        "public.orders", key_columns=("id",), mode="full", dialect="redshift",
+        duplicates="latest", sequence_columns=("updated_at",), empty_allowed=True,
+    )
+    # the older form: the user name itself and the variable of the password
+    legacy = TargetConfig(layer="gold", table="orders", format="jdbc", mode="merge", keys=["id"],
+                          jdbc_url=url, jdbc_table="public.orders", jdbc_user="loader",
+                          password_env="DW_PASSWORD")
+    assert target_writer(spark, ctx, "orders", legacy) == WarehouseLoad(
+        spark, JdbcConnection(url, JdbcCredentials(password_env="DW_PASSWORD"), user="loader"),
+        "public.orders", key_columns=("id",),
+    )
+
+
+@pytest.mark.parametrize(("old", "new", "key", "message"), [
+    ("    allow_empty: true\n", "    allow_empty: true\n    jdbc_user: loader\n", "jdbc_credentials",
+     "give jdbc_credentials or jdbc_user, not both"),
+    ("{secret_id: dw/loader, region: eu-west-1}", "{user_env: DW_USER}", "jdbc_credentials",
+     "give either secret_id or both user_env and password_env"),
+    ("    mode: overwrite\n", "    mode: merge\n", "allow_empty",
+     "allow_empty is for format jdbc with mode overwrite"),
+])
+def test_jdbc_target_settings_that_do_not_fit_fail_at_load_time(tmp_path, old, new, key, message):
+    with pytest.raises(ConfigError) as info:
+        load_job_config("shop", directory=write_conf(tmp_path, JDBC_JOB.replace(old, new)), environ={})
+
+    assert str(info.value) == f"{tmp_path}/jobs/shop.yml: targets.orders.{key}: {message}"
