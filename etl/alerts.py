@@ -33,8 +33,8 @@ from etl.config import AlertChannel, AlertSettings, JobConfig
 from etl.context import RunContext
 from etl.logs import get_logger
 
-AlertKind = Literal["failure", "quality_gate", "anomaly", "slow_run"]
-KINDS: tuple[str, ...] = ("failure", "quality_gate", "anomaly", "slow_run")
+AlertKind = Literal["failure", "quality_gate", "anomaly", "slow_run", "bad_file"]
+KINDS: tuple[str, ...] = ("failure", "quality_gate", "anomaly", "slow_run", "bad_file")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ def wanted(settings: AlertSettings, kind: str) -> bool:
     """Whether ``settings`` ask for alerts of ``kind`` (``slow_run`` needs a limit)."""
     return {
         "failure": settings.on_failure,
+        "bad_file": settings.on_bad_file,
         "quality_gate": settings.on_quality_gate,
         "anomaly": settings.on_anomaly,
         "slow_run": settings.max_duration_s > 0,

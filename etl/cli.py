@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import etl
-from etl.errors import EXIT_USAGE, ConfigError
+from etl.errors import EXIT_USAGE, ConfigError, EtlError
 
 DESCRIPTION = """\
 Run and inspect etl jobs. Configuration comes from conf/ (or --conf-dir, or $ETL_CONF_DIR):
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"etl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except EtlError as exc:  # a command's own failure, named (a run's are handled by etl run)
+        print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

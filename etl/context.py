@@ -100,6 +100,8 @@ class RunContext:
     staged_run: str | None = None
     #: ``--allow-empty``: writes that would replace rows with nothing may go ahead.
     allow_empty: bool = False
+    #: Landed files set aside by this run (``source: file: reason``).
+    files_set_aside: list[str] = field(default_factory=list)
     #: Datasets the run read, as locations (paths or URIs) for lineage; when a job leaves it
     #: empty, its configured sources are its inputs.
     inputs: list[str] = field(default_factory=list)

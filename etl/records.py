@@ -5,8 +5,9 @@ with its schema, and read and written the same way.
 table                      location               one row per
 ========================  =====================  =============================================
 `RUNS`                     ``_etl/runs``           run, and step of a run (`etl.runlog`)
-`DEAD_LETTERS`             ``_etl/dead_letters``   source or file that could not be used
-`FILES`                    ``_etl/state/files``    landed file version ingested (`etl.state`)
+`DEAD_LETTERS`             ``_etl/dead_letters``   source or landed file that could not be used
+`FILES`                    ``_etl/state/files``    landed file version ingested, set aside or
+                                                   readmitted (`etl.state`)
 `WATERMARKS`               ``_etl/state/           job and source: how far it was extracted
                            watermarks``            (`etl.watermarks`)
 `BACKFILLS`                ``_etl/backfills``      change of a backfilled date's status
@@ -115,17 +116,22 @@ RUNS = RecordTable("runs", _fields(
     ("spark_shuffle_read_bytes", L, True), ("spark_shuffle_write_bytes", L, True),
     ("spark_spill_bytes", L, True), ("lineage_run_id", S, True), ("parent_run_id", S, True),
     ("etl_version", S, False), ("git_commit", S, True),
+    ("files_set_aside", T.ArrayType(S), True),
 ), evolving=True)
 
 DEAD_LETTERS = RecordTable("dead_letters", _fields(
     ("job", S, False), ("run_id", S, False), ("source", S, True), ("error_class", S, False),
     ("reason", S, False), ("recorded_at", TS, False),
-))
+    # a landed file set aside: where it is, its size and modification time
+    ("path", S, True), ("size", L, True), ("modified_ms", L, True),
+), evolving=True)
 
 FILES = RecordTable("state/files", _fields(
     ("job", S, False), ("source", S, False), ("path", S, False), ("size", L, False),
     ("modified_ms", L, False), ("run_id", S, False), ("ingested_at", TS, False),
-))
+    # ingested (also null, in ledgers older than the column), set_aside or readmitted
+    ("status", S, True), ("reason", S, True),
+), evolving=True)
 
 WATERMARKS = RecordTable("state/watermarks", _fields(
     ("job", S, False), ("source", S, False), ("column", S, False), ("kind", S, False),

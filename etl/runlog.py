@@ -216,6 +216,7 @@ def record_run(
         "quality": json.dumps(ctx.quality),
         "schema_changes": schema_changes(spark, ctx),
         "notes": list(ctx.notes),
+        "files_set_aside": list(ctx.files_set_aside),
         "error_class": type(error).__name__ if error else None,
         "error_message": str(error)[:4000] if error else None,
         **_stage_columns(stages),

@@ -171,6 +171,10 @@ def run_job(
     result = record(SUCCEEDED, stages=tracker.summary())
     lineage.complete(session)
     _finish(config, ctx, result)
+    if ctx.files_set_aside:
+        send_alert(config.alerts, run_alert(
+            ctx, "bad_file", f"{len(ctx.files_set_aside)} landed files set aside: "
+            + "; ".join(ctx.files_set_aside)[:900], files=list(ctx.files_set_aside)))
     log.info("run succeeded", duration_s=result["duration_s"], rows_read=ctx.rows_read,
              rows_loaded=ctx.rows_loaded, rows_quarantined=ctx.rows_quarantined)
     return ctx
@@ -193,5 +197,5 @@ def record_dead_letter(spark: SparkSession, ctx: RunContext, error: SourceError)
     ``<warehouse>/_etl/dead_letters`` with the source's name and the reason."""
     match = _SOURCE_NAME.match(str(error))
     row = (ctx.job, ctx.run_id, match.group("name") if match else None, type(error).__name__,
-           str(error)[:4000], utcnow())
+           str(error)[:4000], utcnow(), None, None, None)
     DEAD_LETTERS.append(spark, ctx.warehouse.records(DEAD_LETTERS.name), [row], run_id=ctx.run_id)

@@ -115,5 +115,18 @@ def read_text(spark: SparkSession, path: str) -> str:
     return bytes(data).decode("utf-8")
 
 
-__all__ = ["configure_s3a", "delete", "glob", "read_text", "s3a_options", "text_stream",
+def read_head(spark: SparkSession, path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a file (fewer when it is shorter), without reading the rest."""
+    fs, hadoop_path = _filesystem(spark, path)
+    jvm = _jvm(spark)
+    stream = fs.open(hadoop_path)
+    try:
+        bounded = jvm.org.apache.commons.io.input.BoundedInputStream(stream, size)
+        data = jvm.org.apache.commons.io.IOUtils.toByteArray(bounded)
+    finally:
+        stream.close()
+    return bytes(data)
+
+
+__all__ = ["configure_s3a", "delete", "glob", "read_head", "read_text", "s3a_options", "text_stream",
            "write_text"]

@@ -36,8 +36,11 @@ def render_summary(ctx: RunContext, tables: list[tuple[str, int]]) -> str:
         + f"): succeeded in {duration:.1f}s",
         (f"rows: read {ctx.rows_read:,} = loaded {ctx.rows_loaded:,} + quarantined "
         f"{ctx.rows_quarantined:,} + filtered (older duplicate versions) {ctx.rows_filtered:,}"),
-        "",
     ]
+    if ctx.files_set_aside:
+        lines.append(f"files set aside: {len(ctx.files_set_aside)} (their rows are not read; "
+                     f"etl dead-letters {ctx.job}): " + "; ".join(ctx.files_set_aside))
+    lines.append("")
     if ctx.writes:
         lines.append(format_table(
             ["table", "operation", "version", "inserted", "updated", "deleted"],

@@ -51,9 +51,10 @@ def register(commands: Any) -> None:
     replay.set_defaults(handler=handle_replay)
 
     dead = commands.add_parser(
-        "dead-letters", help="list whole-source failures",
-        description="List the sources that could not be read, with the reason, from "
-        "<warehouse>/_etl/dead_letters.",
+        "dead-letters", help="list the sources and landed files that could not be used",
+        description="List the sources that could not be read and the landed files set aside, "
+        "with the reason, from <warehouse>/_etl/dead_letters (etl state readmit JOB SOURCE FILE "
+        "tries a set-aside file again).",
     )
     dead.add_argument("job", nargs="?", help="only this job")
     add_env_option(dead)
@@ -135,8 +136,11 @@ def handle_dead_letters(args: argparse.Namespace) -> int:
     df = spark.read.format("delta").load(path)
     if args.job:
         df = df.where(F.col("job") == args.job)
+    if "path" not in df.columns:  # recorded before landed files could be set aside
+        df = df.withColumn("path", F.lit(None).cast("string"))
     rows = df.orderBy(F.col("recorded_at").desc()).collect()
-    print(format_table(["recorded_at", "job", "run_id", "source", "error_class", "reason"],
-                       [(r.recorded_at, r.job, r.run_id, r.source, r.error_class, r.reason[:200])
-                        for r in rows]))
+    print(format_table(["recorded_at", "job", "run_id", "source", "file", "error_class", "reason"],
+                       [(r.recorded_at, r.job, r.run_id, r.source,
+                         r.path.rsplit("/", 1)[-1] if r.path else "", r.error_class,
+                         r.reason[:200]) for r in rows]))
     return EXIT_OK

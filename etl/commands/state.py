@@ -1,4 +1,5 @@
-"""``etl state show|set|reset``: inspect and rewind a job's watermarks (for backfills)."""
+"""``etl state show|set|reset|readmit``: inspect and rewind a job's watermarks (for backfills),
+and try a set-aside landed file again."""
 
 from __future__ import annotations
 
@@ -34,7 +35,17 @@ def register(commands: Any) -> None:
     )
     reset.add_argument("job")
     reset.add_argument("source", nargs="?", help="only this source (default: every source)")
-    for parser in (show, set_, reset):
+    readmit = actions.add_parser(
+        "readmit", help="try a set-aside landed file again on the next run",
+        description="A landed file that could not be used is set aside and not read again "
+        "(etl dead-letters JOB lists them with the reason). Once it is fixed in place, or to try "
+        "it again as it is, readmit it: the next run reads it once more. A changed file (new "
+        "size or modification time) is tried again without this.",
+    )
+    readmit.add_argument("job")
+    readmit.add_argument("source")
+    readmit.add_argument("path", help="the file's path, URI or name")
+    for parser in (show, set_, reset, readmit):
         add_env_option(parser)
         parser.set_defaults(handler=handle)
 
@@ -66,6 +77,9 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc), key="VALUE") from None
     elif args.action == "reset" and args.source:
         _incremental_column(config, args.source)
+    elif args.action == "readmit" and args.source not in config.sources:
+        raise ConfigError(f"no source {args.source!r}; configured: {sorted(config.sources)}",
+                          file=config.file, key=f"sources.{args.source}")
 
     from etl.context import Warehouse
     from etl.runlog import format_table
@@ -77,7 +91,13 @@ def handle(args: argparse.Namespace) -> int:
     configure_s3a(spark, config.s3)
     warehouse = Warehouse.at(config.paths.warehouse)
     store = WatermarkStore(spark, warehouse.records("state/watermarks"))
-    if args.action == "set":
+    if args.action == "readmit":
+        from etl.state import FileLedger
+
+        ledger = FileLedger(spark, warehouse.records("state/files"))
+        uri = ledger.readmit(args.job, args.source, args.path, run_id="etl state readmit")
+        print(f"{args.job}/{args.source}: {uri} readmitted; the next run reads it again")
+    elif args.action == "set":
         assert column is not None
         store.advance(args.job, {args.source: (column, value)}, run_id="etl state set")
         print(f"{args.job}/{args.source}: watermark on {column} set to {format_value(value)}")

@@ -61,6 +61,7 @@ from etl.config.sources import (
     RestIncremental,
     RestPagination,
     RestRetry,
+    SchemaDrift,
     SourceConfig,
 )
 
@@ -95,6 +96,7 @@ __all__ = [
     "RuleConfig",
     "RuleType",
     "S3Settings",
+    "SchemaDrift",
     "Settings",
     "SourceConfig",
     "SparkSettings",

@@ -81,6 +81,7 @@ def load_job_config(
     )
     merged["conf_dir"] = str(root)
     origin["conf_dir"] = "--conf-dir"
+    _default_schema_drift(merged, origin)
     config = convert(JobConfig, merged, origin, "", str(job_file))
     if config.job.name != job:
         raise ConfigError(
@@ -91,6 +92,23 @@ def load_job_config(
     config = with_bronze_modes(config, origin, str(job_file))
     check_job(config, origin, str(job_file))
     return config
+
+
+def _default_schema_drift(merged: dict[str, Any], origin: dict[str, str]) -> None:
+    """Each source's ``schema_drift``: the job's top-level one, overridden key by key."""
+    default = merged.get("schema_drift")
+    sources = merged.get("sources")
+    if not isinstance(default, dict) or not isinstance(sources, dict):
+        return
+    for name, source in sources.items():
+        if not isinstance(source, dict):
+            continue
+        own = source.get("schema_drift")
+        if own is None or isinstance(own, dict):
+            source["schema_drift"] = {**default, **(own or {})}
+            for key in default:
+                origin.setdefault(f"sources.{name}.schema_drift.{key}",
+                                  origin.get(f"schema_drift.{key}", origin.get("schema_drift", "")))
 
 
 def load_settings(

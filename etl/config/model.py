@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from etl.config.rules import RuleConfig
-from etl.config.sources import JdbcCredentials, SourceConfig
+from etl.config.sources import JdbcCredentials, SchemaDrift, SourceConfig
 from etl.errors import ConfigError
 
 
@@ -289,6 +289,9 @@ class AlertSettings:
     on_failure: bool = True
     on_quality_gate: bool = True
     on_anomaly: bool = True
+    #: A run that set landed files aside (it succeeds with the others) raises a ``bad_file``
+    #: warning.
+    on_bad_file: bool = True
     #: A run longer than this many seconds raises a ``slow_run`` alert (0 or absent: never).
     max_duration_s: float = 0.0
 
@@ -332,6 +335,8 @@ class JobConfig:
     paths: PathSettings = field(default_factory=PathSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
+    #: The schema drift policy of every source that does not say its own (key by key).
+    schema_drift: SchemaDrift = field(default_factory=SchemaDrift)
     targets: dict[str, TargetConfig] = field(default_factory=dict)
     quality: dict[str, list[RuleConfig]] = field(default_factory=dict)
     #: Copies of targets written after each run (``<path>/<name>``).

@@ -213,6 +213,23 @@ class KafkaConfig:
 
 
 @dataclass(frozen=True)
+class SchemaDrift:
+    """What a source does with landed data whose columns differ from its ``columns``
+    (docs/sources.md, "Schema drift"). Columns are matched by name whenever the file says them
+    (a CSV header, a Parquet footer, JSON keys); a column the file lacks is null for its rows,
+    unless the source ``required`` it, which sets the file aside."""
+
+    #: Columns the source does not know: ``rescue`` (kept per row as JSON in
+    #: ``_rescued_data``), ``evolve`` (bronze gains them; silver too when its target's
+    #: ``schema_policy`` is ``evolve``), ``ignore`` (dropped, named in a note) or ``fail`` (the
+    #: file is set aside; a JSON record is quarantined).
+    extra: Literal["rescue", "evolve", "ignore", "fail"] = "rescue"
+    #: A file that cannot be used: ``set_aside`` (recorded as a dead letter; the other files are
+    #: published and the run ends with a warning) or ``fail`` (the run fails, nothing published).
+    on_bad_file: Literal["set_aside", "fail"] = "set_aside"
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """A source: a folder of landed files (relative to the landing root unless it is a URI), a
     database table over JDBC (``type: jdbc`` with a ``jdbc`` section), a REST API (``type: rest``
@@ -257,4 +274,7 @@ class SourceConfig:
     #: The quarantine table of rows that fail typing; default: the table of the target the
     #: source feeds, else the source's name.
     quarantine: str | None = None
+    #: What landed data whose columns differ from ``columns`` does (default: the job's
+    #: top-level ``schema_drift``, key by key).
+    schema_drift: SchemaDrift = field(default_factory=SchemaDrift)
 

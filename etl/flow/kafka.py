@@ -89,6 +89,7 @@ def start_kafka_load(
     target: TargetConfig,
     result: KafkaLoadResult | None = None,
     on_batch: BatchCallback | None = None,
+    extra: str = "rescue",
 ) -> StreamingQuery:
     """Start the streaming load of ``source_name`` into ``target`` and return the query.
 
@@ -113,7 +114,8 @@ def start_kafka_load(
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         session = batch.sparkSession
         identity = app_id(session)
-        rows = batch.transform(parse_messages(schema, required=kafka.required)).persist()
+        rows = batch.transform(parse_messages(schema, required=kafka.required,
+                                                   extra=extra)).persist()
         try:
             valid, rejected = split_rejected(rows)
             # every Delta builder of a streaming mode has execute() (DeltaWrite itself does not)
@@ -168,6 +170,7 @@ def load_kafka(
     target_name: str,
     target: TargetConfig,
     on_batch: BatchCallback | None = None,
+    extra: str = "rescue",
 ) -> KafkaLoadResult:
     """A scheduled run: load every message published since the last run, then stop.
 
@@ -182,7 +185,7 @@ def load_kafka(
     result = KafkaLoadResult()
     query = start_kafka_load(spark, ctx, kafka, source_name=source_name,
                              target_name=target_name, target=target, result=result,
-                             on_batch=on_batch)
+                             on_batch=on_batch, extra=extra)
     try:
         query.awaitTermination()
     except StreamingQueryException as exc:

@@ -31,12 +31,16 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl.context import RunContext, WriteMetrics, landing_path
+from etl.config import TargetConfig
+from etl.context import RunContext, WriteMetrics, landing_path, utcnow
 from etl.errors import EtlError, SourceError
 from etl.flow.cdc import feed_table_path, stored_position
 from etl.flow.plan import Plan
 from etl.readers.delta_cdf import VERSION_COLUMN, read_change_feed
-from etl.readers.files import LandedFile, explain_read_failure, list_files, read_landed
+from etl.readers.drift import FilesRead, SetAside, isolate_unreadable, read_files
+from etl.readers.files import LandedFile, explain_read_failure, list_files
+from etl.readers.json_records import RESCUED
+from etl.records import DEAD_LETTERS
 from etl.staging import StagedExtract, Staging
 from etl.state import FileLedger
 from etl.tables import in_predicate, latest_version, read_delta, table_exists
@@ -78,6 +82,7 @@ class Landing:
     positions: dict[str, tuple[str, WatermarkValue]] = field(default_factory=dict)
     after_publish: list[Callable[[], None]] = field(default_factory=list)
     staged: bool = False
+    set_aside: dict[str, list[SetAside]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         warehouse = self.ctx.warehouse
@@ -99,9 +104,19 @@ class Landing:
         return self._changes(name)
 
     def commit(self) -> None:
-        """After the publish: the ingested files in the ledger, the positions in the
-        watermarks, replication slots advanced, staged days past retention deleted."""
-        self.ledger.record(self.ctx.job, self.ingested, self.ctx.run_id)
+        """After the publish: the ingested and set-aside files in the ledger (the latter also
+        as dead letters), the positions in the watermarks, replication slots advanced, staged
+        days past retention deleted."""
+        aside = {name: [(LandedFile(f.path, f.uri, f.size, f.modified_ms), f.reason)
+                        for f in files] for name, files in self.set_aside.items()}
+        self.ledger.record(self.ctx.job, self.ingested, self.ctx.run_id, set_aside=aside)
+        if self.set_aside:
+            now = utcnow()
+            DEAD_LETTERS.append(self.spark, self.ctx.warehouse.records(DEAD_LETTERS.name), [
+                (self.ctx.job, self.ctx.run_id, name, "SetAside", f.reason, now, f.path, f.size,
+                 f.modified_ms)
+                for name, files in self.set_aside.items() for f in files],
+                run_id=self.ctx.run_id)
         for advance in self.after_publish:
             advance()
         self.store.advance(self.ctx.job, self.positions, self.ctx.run_id)
@@ -133,6 +148,9 @@ class Landing:
         for changed in discovery.changed:
             self.ctx.note("landed file changed since it was ingested; ingesting the new version",
                           path=changed.path)
+        if discovery.set_aside:
+            self.ctx.log.info("files set aside earlier are not read again (etl dead-letters; "
+                              "etl state readmit)", source=name, files=len(discovery.set_aside))
         if not discovery.to_ingest:
             if not as_batch and not table_exists(self.spark, path):
                 raise SourceError(
@@ -143,42 +161,96 @@ class Landing:
             return Landed(name, columns=columns)
         snapshot = source.kind == "snapshot"
         to_land = files[-1:] if snapshot else discovery.to_ingest
-        metrics = self._ingest(name, to_land, path, replace_files=not snapshot)
-        self.ingested[name] = discovery.to_ingest
+        metrics, landed = self._ingest(name, to_land, path, replace_files=not snapshot)
+        aside = {s.uri for s in self.set_aside.get(name, [])}
+        self.ingested[name] = [f for f in discovery.to_ingest if f.uri not in aside]
+        if metrics is None:  # every file set aside: bronze is as it was
+            if not as_batch and not table_exists(self.spark, path):
+                raise SourceError(f"source {name}: no usable file landed in {source.path} and "
+                                  "no bronze table")
+            return Landed(name, columns=columns)
         rows = read_delta(self.spark, path)
         if not snapshot:
-            rows = rows.where(F.col("_source_file").isin([f.uri for f in to_land]))
+            rows = rows.where(F.col("_source_file").isin([f.uri for f in landed]))
         return Landed(name, rows, metrics.rows_inserted, columns, new=True)
 
     def _ingest(self, name: str, files: list[LandedFile], path: str, *,
-                replace_files: bool) -> WriteMetrics:
-        """Land ``files`` in bronze in one commit: replace those files' rows, or (a snapshot)
-        the whole table, whose newest file must hold rows."""
+                replace_files: bool) -> tuple[WriteMetrics | None, list[LandedFile]]:
+        """Land the usable ``files`` in bronze in one commit: replace those files' rows, or (a
+        snapshot) the whole table, whose newest file must hold rows. Files that cannot be used
+        are set aside (`etl.readers.drift`), also those whose rows Spark fails to read: the
+        write is then redone without them. Returns the commit's metrics (``None`` when every
+        file was set aside) and the files landed."""
         source = self.plan.source(name)
-        raw = read_landed(self.spark, files, source, source_name=name, run_id=self.ctx.run_id,
-                          ingested_at=self.ctx.started_at)
         bronze_name = source.bronze or ""
         target = self.plan.config.targets[bronze_name]
+        known = ({f.name: f.dataType.simpleString() for f in read_delta(self.spark, path).schema}
+                 if source.format == "parquet" and table_exists(self.spark, path) else {})
+
+        def read(batch: list[LandedFile]) -> FilesRead:
+            return read_files(self.spark, batch, source, run_id=self.ctx.run_id,
+                              ingested_at=self.ctx.started_at, known_types=known)
+
+        found = read(files)
+        for note in found.notes:
+            self.ctx.note(f"source {name}: {note}", source=name)
+        self._set_aside(name, found.set_aside)
+        if found.df is None:
+            return None, []
         try:
-            if replace_files:
-                writer = target_writer(self.spark, self.ctx, bronze_name, target, replace_where=(
-                    in_predicate("_source_file", [f.uri for f in files])))
-            else:
-                if raw.isEmpty() and not (target.allow_empty or self.ctx.allow_empty):
-                    raise SourceError(
-                        f"source {name}: the newest file {files[-1].path} holds no rows; "
-                        f"replacing bronze/{target.table} with it would empty the table "
-                        f"(allow it with targets.{bronze_name}.allow_empty: true or "
-                        "--allow-empty)")
-                writer = target_writer(self.spark, self.ctx, bronze_name, target) \
-                    .overwrite_schema()
-            metrics: WriteMetrics = writer.execute(raw)
+            metrics = self._write_bronze(name, target, found, replace_files)
         except EtlError:
             raise
-        except Exception as exc:  # Spark raises the reader's errors when the write runs
-            raise explain_read_failure(name, exc) from exc
+        except Exception as exc:  # Spark raises a file's read errors when the write runs
+            def alone(file: LandedFile) -> DataFrame:
+                df = read([file]).df
+                assert df is not None  # the file was usable when the batch was read
+                return df
+
+            bad = isolate_unreadable(found.files, alone)
+            if not bad:
+                raise explain_read_failure(name, exc) from exc
+            self._set_aside(name, bad)
+            unusable = {b.uri for b in bad}
+            found = read([f for f in found.files if f.uri not in unusable])
+            if found.df is None:
+                return None, []
+            metrics = self._write_bronze(name, target, found, replace_files)
         self.ctx.record_write(metrics)
+        return metrics, found.files
+
+    def _write_bronze(self, name: str, target: TargetConfig, found: FilesRead,
+                      replace_files: bool) -> WriteMetrics:
+        bronze_name = self.plan.source(name).bronze or ""
+        if found.widens:  # _rescued_data or evolved columns join bronze's schema
+            target = dataclasses.replace(target, schema_policy="evolve")
+        assert found.df is not None
+        if replace_files:
+            writer = target_writer(self.spark, self.ctx, bronze_name, target, replace_where=(
+                in_predicate("_source_file", [f.uri for f in found.files])))
+        else:
+            if found.df.isEmpty() and not (target.allow_empty or self.ctx.allow_empty):
+                raise SourceError(
+                    f"source {name}: the newest file {found.files[-1].path} holds no rows; "
+                    f"replacing bronze/{target.table} with it would empty the table "
+                    f"(allow it with targets.{bronze_name}.allow_empty: true or --allow-empty)")
+            writer = target_writer(self.spark, self.ctx, bronze_name, target).overwrite_schema()
+        metrics: WriteMetrics = writer.execute(found.df)
         return metrics
+
+    def _set_aside(self, name: str, files: list[SetAside]) -> None:
+        """Files that cannot be used: the run fails (``on_bad_file: fail``) or goes on without
+        them; they are recorded after the publish (`commit`)."""
+        if not files:
+            return
+        listed = "; ".join(f"{f.path}: {f.reason}" for f in files)
+        if self.plan.source(name).schema_drift.on_bad_file == "fail":
+            raise SourceError(f"source {name}: files that cannot be used: {listed} "
+                              "(schema_drift.on_bad_file: fail)")
+        self.set_aside.setdefault(name, []).extend(files)
+        for f in files:
+            self.ctx.files_set_aside.append(f"{name}: {f.path.rsplit('/', 1)[-1]}: {f.reason}")
+        self.ctx.note(f"source {name}: {len(files)} files set aside: {listed}", source=name)
 
     # -- databases and APIs --------------------------------------------------------------
 
@@ -224,7 +296,8 @@ class Landing:
         source = self.plan.source(name)
         assert source.rest is not None
         extract = read_rest(self.spark, source.rest, source_name=name, staging=self.staging,
-                            ctx=self.ctx, watermark=self.store.get(self.ctx.job, name))
+                            ctx=self.ctx, watermark=self.store.get(self.ctx.job, name),
+                            extra=source.schema_drift.extra)
         self.staged = True
         if extract.watermark is not None and extract.watermark.high is not None:
             self.positions[name] = (extract.watermark.column, extract.watermark.high)
@@ -242,9 +315,19 @@ class Landing:
         bronze = self.plan.source(name).bronze
         if bronze is None or self.ctx.staged_run:
             return
-        target = self.plan.config.targets[bronze]
+        target = self.rescuing(name, self.plan.config.targets[bronze])
         metrics = target_writer(self.spark, self.ctx, bronze, target).execute(rows)
         self.ctx.record_write(metrics)
+
+    def rescuing(self, name: str, target: TargetConfig) -> TargetConfig:
+        """``target`` (a record source's bronze), allowed to gain ``_rescued_data`` when the
+        source rescues unknown fields and the table predates that column."""
+        path = self.bronze_path(name)
+        if (self.plan.source(name).schema_drift.extra not in ("rescue", "evolve")
+                or not table_exists(self.spark, path)
+                or RESCUED in read_delta(self.spark, path).columns):
+            return target
+        return dataclasses.replace(target, schema_policy="evolve")
 
     # -- streams and change feeds --------------------------------------------------------
 
@@ -257,10 +340,11 @@ class Landing:
         assert source.kafka is not None and source.bronze is not None
         target = self.plan.config.targets[source.bronze]
         # the rows bronze gains are read back from its change data feed
-        target = dataclasses.replace(target, properties={
+        target = dataclasses.replace(self.rescuing(name, target), properties={
             **target.properties, "delta.enableChangeDataFeed": "true"})
         result = load_kafka(self.spark, self.ctx, source.kafka, source_name=name,
-                            target_name=source.bronze, target=target)
+                            target_name=source.bronze, target=target,
+                            extra=source.schema_drift.extra)
         path = self.bronze_path(name)
         rejected = result.rows_quarantined
         if not table_exists(self.spark, path):

@@ -23,8 +23,9 @@ from typing import Any
 from etl.config import JobConfig, SourceConfig, TargetConfig
 from etl.errors import ConfigError
 
-#: Columns the flow adds for its own work; never written to a target.
-RAW_COLUMNS = ("_record", "_corrupt_record")
+#: Columns of landed rows kept for the quarantine and bronze; a target built without a
+#: transform does not get them (``_rescued_data`` stays in bronze).
+RAW_COLUMNS = ("_record", "_corrupt_record", "_rescued_data")
 #: Ingestion metadata of landed files, in bronze and in the rows built from them.
 FILE_METADATA = ("_source_file", "_source_modified", "_run_id", "_ingested_at")
 #: The default order of a file source's versions: a later landed file wins.

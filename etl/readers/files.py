@@ -1,20 +1,20 @@
 """Landed files: discovery through Hadoop's FileSystem (local, ``s3a://``, ``gs://`` alike) and
 reading as raw strings with ingestion metadata.
 
-Reading never infers a schema: the configured column names are read as strings, in file order,
-and a record that does not fit (wrong number of fields) is kept with its raw text in
-``_corrupt_record`` so the transform step can quarantine it rather than lose it. The header is
-checked against the configured columns; a mismatch raises `SchemaMismatchError` naming the file.
+Reading never infers a schema: the configured columns are read by name (`etl.readers.drift`),
+as strings from text formats, and a record that does not fit (wrong number of fields) is kept
+with its raw text in ``_corrupt_record`` so the transform step can quarantine it rather than
+lose it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.utils import AnalysisException
 
@@ -100,73 +100,41 @@ def read_landed(
     run_id: str,
     ingested_at: dt.datetime,
 ) -> DataFrame:
-    """The rows of ``files`` in the configured columns, plus ``_corrupt_record``,
+    """The rows of ``files`` in the configured columns, plus ``_corrupt_record`` (and
+    ``_rescued_data`` when some file has columns the source does not know),
     ``_source_file``, ``_source_modified``, ``_run_id`` and ``_ingested_at``.
 
-    By format (never inferring a schema):
-
-    * ``csv``, ``json`` (one document per file, ``multiLine``), ``jsonl`` (one object per line):
-      the configured columns as strings; a record that does not parse keeps its raw text in
-      ``_corrupt_record`` (quarantine it with `malformed_records`). A CSV header that does not
-      match the columns fails when the frame is read (see `explain_read_failure`).
-    * ``parquet``: the configured columns with the file's types; a file without one of them
-      raises `SchemaMismatchError` naming the file and the column, before any data is read.
-    * ``text``: one row per line in the column ``value``.
-
-    ``delta`` tables are read with `read_table`, not as files.
+    Columns are read by name (`etl.readers.drift.read_files`: the CSV header, the Parquet
+    footer, the JSON fields), never inferred; a record that does not parse keeps its raw text
+    in ``_corrupt_record`` (quarantine it with `malformed_records`). A file that cannot be used
+    raises `SchemaMismatchError` naming it and the reason; the flow sets such files aside
+    instead. ``text`` sources are one row per line in the column ``value``; ``delta`` tables
+    are read with `read_table`.
     """
+    from etl.readers.drift import read_files
+
     if not files:
         raise SourceError(f"source {source_name}: no files to read")
-    fmt = source.format
-    if fmt == "delta":
+    if source.format == "delta":
         raise SourceError(f"source {source_name}: a delta source is a table: use read_table")
-    columns = list(source.columns) or (["value"] if fmt == "text" else [])
+    columns = list(source.columns) or (["value"] if source.format == "text" else [])
     if not columns:
         raise SourceError(f"source {source_name}: no columns configured")
-    if fmt == "text" and columns != ["value"]:
+    if source.format == "text" and columns != ["value"]:
         raise SourceError(f"source {source_name}: a text source has the one column 'value'")
-    paths = [f.path for f in files]
+    if source.format == "text" and not source.columns:
+        source = dataclasses.replace(source, columns=columns)
     try:
-        if fmt == "parquet":
-            _check_parquet_columns(spark, paths, columns, source_name)
-            df = spark.read.options(**source.options).parquet(*paths)
-            df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
-        elif fmt == "text":
-            df = spark.read.options(**source.options).text(paths)
-            df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
-        else:
-            options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-            if fmt == "csv":
-                options["enforceSchema"] = "false"
-            if fmt == "json":
-                options["multiLine"] = "true"
-            options.update(source.options)
-            reader = spark.read.format("json" if fmt == "jsonl" else fmt).options(**options)
-            df = reader.schema(raw_schema(columns)).load(paths)
-        return df.select(
-            *columns,
-            CORRUPT,
-            F.col("_metadata.file_path").alias("_source_file"),
-            F.col("_metadata.file_modification_time").alias("_source_modified"),
-            F.lit(run_id).alias("_run_id"),
-            F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
-        )
+        found = read_files(spark, files, source, run_id=run_id, ingested_at=ingested_at)
     except AnalysisException as exc:
-        raise SourceError(f"source {source_name}: cannot read {paths}: {exc}") from exc
-
-
-def _check_parquet_columns(
-    spark: SparkSession, paths: Sequence[str], columns: Sequence[str], source_name: str
-) -> None:
-    """Every file has every configured column (its footer is read, not its rows)."""
-    for path in paths:
-        present = spark.read.parquet(path).columns
-        missing = [c for c in columns if c not in present]
-        if missing:
-            raise SchemaMismatchError(
-                f"source {source_name}: file {path} has no column {missing[0]!r} "
-                f"(its columns: {', '.join(present)})"
-            )
+        raise SourceError(f"source {source_name}: cannot read {[f.path for f in files]}: "
+                          f"{exc}") from exc
+    if found.set_aside:
+        first = found.set_aside[0]
+        raise SchemaMismatchError(f"source {source_name}: file {first.path} cannot be used: "
+                                  f"{first.reason}")
+    assert found.df is not None
+    return found.df
 
 
 def read_table(

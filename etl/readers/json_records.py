@@ -34,12 +34,16 @@ def parse_schema(ddl: str, key: str, columns: Sequence[tuple[str, str]] = ()) ->
 
 
 def json_fields(
-    raw: Column, schema: T.StructType, required: Sequence[str]
+    raw: Column, schema: T.StructType, required: Sequence[str], extra: str = "ignore"
 ) -> tuple[list[Column], Column]:
     """The schema's columns parsed from the JSON text ``raw`` (null when it does not fit), and
     the array of reasons why it does not fit (empty when it does): ``record does not fit the
     schema <struct>`` when it is not a JSON object of those types, ``<column>: required value
-    missing`` for a null in a ``required`` column."""
+    missing`` for a null in a ``required`` column. Fields the schema does not have follow
+    ``extra`` (a source's ``schema_drift.extra``): ``rescue`` (and ``evolve``: a record source's
+    schema is declared) adds ``_rescued_data``, the unknown fields as a JSON object (null when
+    there are none); ``fail`` adds the reason ``fields [...] are not in the schema``;
+    ``ignore`` drops them."""
     with_corrupt = T.StructType([*schema.fields, T.StructField(_CORRUPT, T.StringType())])
     parsed = F.from_json(raw, with_corrupt,
                          {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
@@ -47,9 +51,30 @@ def json_fields(
     checks = [(misfit, F.lit(f"record does not fit the schema {schema.simpleString()}"))]
     checks += [(~misfit & parsed.getField(c).isNull(), F.lit(f"{c}: required value missing"))
                for c in required]
+    unknown = unknown_fields(raw, schema)
+    if extra == "fail":
+        names = F.concat_ws(", ", F.array_sort(F.map_keys(F.from_json(unknown, _MAP))))
+        checks.append((~misfit & unknown.isNotNull(),
+                       F.format_string("fields [%s] are not in the schema", names)))
     reasons = values_where(checks)
     columns = [F.when(~misfit, parsed.getField(f.name)).alias(f.name) for f in schema.fields]
+    if extra in ("rescue", "evolve"):
+        columns.append(unknown.alias(RESCUED))
     return columns, reasons
 
 
-__all__ = ["json_fields", "parse_schema"]
+_MAP = "map<string,string>"
+#: The column of the fields a record source's schema does not know.
+RESCUED = "_rescued_data"
+
+
+def unknown_fields(raw: Column, schema: T.StructType) -> Column:
+    """The fields of the JSON object ``raw`` that ``schema`` does not name, as a JSON object
+    (their values as text); null when there are none or ``raw`` is not an object."""
+    fields = F.from_json(raw, _MAP)
+    known = F.array(*(F.lit(name) for name in schema.fieldNames()))
+    unknown = F.map_filter(fields, lambda key, _: ~F.array_contains(known, key))
+    return F.when(F.size(unknown) > 0, F.to_json(unknown))
+
+
+__all__ = ["RESCUED", "json_fields", "parse_schema", "unknown_fields"]

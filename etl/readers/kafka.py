@@ -27,14 +27,17 @@ from etl.transforms.cleaning import ERRORS, RAW_RECORD
 SOURCE_COLUMN = "_source_file"
 
 
-def parse_messages(schema: T.StructType, required: list[str]) -> Transform:
-    """Kafka rows (``topic``, ``partition``, ``offset``, ``value``...) -> the schema's columns,
-    ``_errors``, ``_record`` (the value as text) and ``_source_file`` (``kafka topic=<t>
-    partition=<p> offset=<o>``)."""
+def parse_messages(schema: T.StructType, required: list[str], extra: str = "rescue"
+                   ) -> Transform:
+    """Kafka rows (``topic``, ``partition``, ``offset``, ``value``...) -> the schema's columns
+    (with ``_rescued_data``, the fields the schema does not know, unless ``extra`` is
+    ``ignore`` or ``fail``: see `etl.readers.json_records.json_fields`), ``_errors``,
+    ``_record`` (the value as text) and ``_source_file`` (``kafka topic=<t> partition=<p>
+    offset=<o>``)."""
 
     def transform(df: DataFrame) -> DataFrame:
         value = F.col("value").cast("string")
-        columns, reasons = json_fields(value, schema, required)
+        columns, reasons = json_fields(value, schema, required, extra)
         return df.select(
             *columns,
             reasons.alias(ERRORS),

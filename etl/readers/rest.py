@@ -540,17 +540,19 @@ def stage_pages(
 
 
 def parse_pages(
-    pages: DataFrame, schema: T.StructType, records_path: str, required: list[str]
+    pages: DataFrame, schema: T.StructType, records_path: str, required: list[str],
+    extra: str = "rescue",
 ) -> DataFrame:
     """From staged pages (``page``, ``url``, ``body``) to one row per record: the schema's
-    columns plus ``_errors`` (why the record does not fit), ``_record`` (its raw JSON) and
-    ``_source_file`` (``<url> record <index>``)."""
+    columns (with ``_rescued_data`` for the fields it does not know, per ``extra``: see
+    `etl.readers.json_records.json_fields`) plus ``_errors`` (why the record does not fit),
+    ``_record`` (its raw JSON) and ``_source_file`` (``<url> record <index>``)."""
     body = F.col("body")
     listed = F.get_json_object(body, "$." + records_path) if records_path else body
     records = pages.select(
         "url", F.posexplode(F.from_json(listed, "array<string>")).alias("index", RAW_RECORD)
     )
-    columns, reasons = json_fields(F.col(RAW_RECORD), schema, required)
+    columns, reasons = json_fields(F.col(RAW_RECORD), schema, required, extra)
     return records.select(
         *columns,
         reasons.alias(ERRORS),
@@ -600,12 +602,14 @@ def read_rest(
     watermark: Watermark | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Sleep = time.sleep,
+    extra: str = "rescue",
 ) -> RestExtract:
     """Fetch every page of a REST source, stage the raw pages, parse them in Spark.
 
     The schema and the stored watermark are checked before the first request. Every page is
     fetched exactly once (retries repeat a failed request, never a page that succeeded), so
-    each record the API serves appears once in ``df`` or ``rejected``. Raises `ApiError` when
+    each record the API serves appears once in ``df`` or ``rejected``; ``extra`` says what
+    fields the schema does not know become (`parse_pages`). Raises `ApiError` when
     a request keeps failing or passes a limit (size, deadline, origin); nothing stays staged."""
     _check_arguments(source_name, rest)
     references = [("required", c) for c in rest.required]
@@ -625,7 +629,7 @@ def read_rest(
     path, count, requests_made = stage_pages(spark, staging, source_name, ctx, pages, manifest)
     staged = spark.read.text(f"{path}/{PAGES_FILE}").select(
         F.from_json("value", _PAGE_SCHEMA).alias("p")).select("p.*")
-    rows = parse_pages(staged, schema, rest.records_path, rest.required)
+    rows = parse_pages(staged, schema, rest.records_path, rest.required, extra)
     beyond = 0
     if rest.incremental is not None and rest.incremental.kind != "integer":
         rows, beyond = _bound_watermark(rows, rest.incremental, ctx.started_at)

@@ -114,7 +114,9 @@ sources:
       pagination: {style: page, page_size: 2, page_param: page, size_param: per_page}
       incremental: {param: since, field: updated_at}
     required: [status]
+    bronze: bronze_tickets
 targets:
+  bronze_tickets: {layer: bronze, table: tickets}
   tickets:
     layer: silver
     table: tickets
@@ -131,7 +133,8 @@ quality:
 
 def test_a_rest_source_through_the_flow(spark, tmp_path, tickets_api):
     records, url = tickets_api
-    records += [ticket(1, "open", 1), ticket(2, "open", 2), ticket(3, None, 3),
+    records += [ticket(1, "open", 1), {**ticket(2, "open", 2), "priority": "high"},
+                ticket(3, None, 3),
                 {"id": "x", "status": "open", "updated_at": "2026-01-01T04:00:00"},
                 ticket(1, "closed", 5),
                 {"id": 9, "status": "open", "updated_at": "2099-01-01T00:00:00"}]
@@ -155,6 +158,13 @@ def test_a_rest_source_through_the_flow(spark, tmp_path, tickets_api):
     # the future record does not move the watermark past the records read
     assert project.watermark(spark, "tickets") == ("updated_at", dt.datetime(2026, 1, 1, 5))
     assert any("records with updated_at after the run's start" in n for n in first.notes)
+    # bronze keeps the field the schema does not know, as JSON; silver does not get it
+    assert_df_equality(
+        project.table(spark, "bronze", "tickets").where("_rescued_data IS NOT NULL")
+        .select("id", "_rescued_data"),
+        spark.createDataFrame([(2, '{"priority":"high"}')], "id bigint, _rescued_data string"),
+        ignore_nullable=True)
+    assert "_rescued_data" not in project.table(spark, "silver", "tickets").columns
 
     records.append(ticket(2, "closed", 6))
     second = project.run(spark, TICKETS_API=url)
@@ -209,12 +219,18 @@ def test_a_kafka_source_through_bronze_and_the_flow(spark, tmp_path):
     require_service("Kafka", host, int(port))
     topic = f"clicks_{uuid.uuid4().hex[:10]}"
     project = Project(tmp_path, "clicks", KAFKA_JOB % {"bootstrap": BOOTSTRAP, "topic": topic})
-    produce(spark, topic, [click(1, "/a", 1), click(2, "/b", 2), "not json", click(3, "/c", 3)])
+    produce(spark, topic, [click(1, "/a", 1), click(2, "/b", 2), "not json", click(3, "/c", 3),
+                           json.dumps({**json.loads(click(5, "/e", 5)), "ref": "mail"})])
 
     first = project.run(spark)
 
-    assert counts(first) == (4, 3, 1, 0)
-    assert project.table(spark, "silver", "clicks").count() == 3
+    assert counts(first) == (5, 4, 1, 0)
+    assert project.table(spark, "silver", "clicks").count() == 4
+    assert_df_equality(  # the field the schema does not know is kept in bronze
+        project.table(spark, "bronze", "clicks").where("_rescued_data IS NOT NULL")
+        .select("id", "_rescued_data"),
+        spark.createDataFrame([(5, '{"ref":"mail"}')], "id bigint, _rescued_data string"),
+        ignore_nullable=True)
 
     produce(spark, topic, [click(1, "/z", 9), click(4, "/d", 4)])
     second = project.run(spark)
@@ -222,10 +238,10 @@ def test_a_kafka_source_through_bronze_and_the_flow(spark, tmp_path):
 
     assert counts(second) == (2, 2, 0, 0)  # the rows bronze gained since the last run only
     assert counts(third) == (0, 0, 0, 0)
-    assert project.table(spark, "bronze", "clicks").count() == 5
+    assert project.table(spark, "bronze", "clicks").count() == 6
     assert_df_equality(
         project.table(spark, "silver", "clicks").select("id", "page"),
-        spark.createDataFrame([(1, "/z"), (2, "/b"), (3, "/c"), (4, "/d")],
+        spark.createDataFrame([(1, "/z"), (2, "/b"), (3, "/c"), (4, "/d"), (5, "/e")],
                               "id bigint, page string"),
         ignore_row_order=True, ignore_nullable=True)
 
