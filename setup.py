@@ -25,9 +25,10 @@ setup(
     python_requires=">=3.11",
     # namespace-aware: a sub-package without __init__.py (etl/domains) is still shipped
     packages=find_namespace_packages(include=["etl", "etl.*"], exclude=["*.__pycache__"]),
-    package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties"]},
+    package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties", "templates/*.j2",
+                          "templates/*.css", "templates/*.js"]},
     install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0",
-                      "openlineage-python>=1.54"],
+                      "openlineage-python>=1.54", "jinja2>=3.1"],
     extras_require={
         "spark": SPARK,
         "test": SPARK + TEST,
