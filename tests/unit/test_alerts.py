@@ -37,7 +37,10 @@ class BrokenServer:
             connection.settimeout(10)
             request = b""
             while b"\r\n\r\n" not in request:
-                request += connection.recv(65536)
+                chunk = connection.recv(65536)
+                if not chunk:  # the client gave up
+                    return
+                request += chunk
             self.requests += 1
             connection.sendall(self.reply)
 
