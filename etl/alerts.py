@@ -112,14 +112,14 @@ def alert_failed_run(settings: AlertSettings, alert: Alert, error: BaseException
         try:
             write()
         except Exception as exc:
-            first_line = _first_line(exc)
+            first_line = error_line(exc)
             get_logger("etl.alerts").error("failure not recorded", run_id=alert.run_id,
                                            error=f"{type(exc).__name__}: {first_line}")
             error.add_note(f"the failure could not be recorded: {type(exc).__name__}: "
                            f"{first_line}")
 
 
-def _first_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or for a Py4J error of the Java exception's (its
     Python message only names the JVM call)."""
     java = getattr(exc, "java_exception", None)
@@ -205,5 +205,5 @@ def _delivery_errors() -> tuple[type[BaseException], ...]:
 _SENDERS = {"webhook": _webhook, "sns": _sns, "log": _log}
 _DELIVERY_ERRORS = _delivery_errors()
 
-__all__ = ["KINDS", "SNS_SUBJECT_MAX", "Alert", "alert_failed_run", "report_anomaly", "run_alert",
-           "send_alert", "sns_subject", "wanted"]
+__all__ = ["KINDS", "SNS_SUBJECT_MAX", "Alert", "alert_failed_run", "error_line", "report_anomaly",
+           "run_alert", "send_alert", "sns_subject", "wanted"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from etl.alerts import alert_failed_run, run_alert, send_alert
+from etl.alerts import alert_failed_run, error_line, run_alert, send_alert
 from etl.config import JobConfig
 from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, QualityGateError, SourceError
@@ -118,8 +118,9 @@ def run_job(
     records a failure to read a source in ``<warehouse>/_etl/dead_letters``, and sends alerts
     (failure, quality gate, slow run). A failed run's alert goes out before its records are
     written, so it is sent even when the warehouse refuses them; the run's own error propagates
-    (`etl.alerts.alert_failed_run`). ``entry`` replaces the configured entrypoint (``etl replay``
-    uses it).
+    (`etl.alerts.alert_failed_run`). A run whose work succeeded but whose record cannot be
+    written raises that error, after a failure alert saying so. ``entry`` replaces the
+    configured entrypoint (``etl replay`` uses it).
     """
     entry = entry or resolve_entrypoint(config)
     check_from_staging(config, from_staging, date_from is not None)
@@ -164,7 +165,13 @@ def run_job(
             run_alert(ctx, "failure", f"{type(exc).__name__}: {exc}"[:1000],
                       error_class=type(exc).__name__), exc, *records)
         raise
-    result = record(SUCCEEDED, stages=tracker.summary())
+    try:
+        result = record(SUCCEEDED, stages=tracker.summary())
+    except Exception as exc:  # the job's work is done, but the warehouse refused its record
+        send_alert(config.alerts, run_alert(
+            ctx, "failure", f"the run record could not be written: {type(exc).__name__}: "
+            f"{error_line(exc)}", error_class=type(exc).__name__))
+        raise
     lineage.complete(session)
     _finish(config, ctx, result)
     log.info("run succeeded", duration_s=result["duration_s"], rows_read=ctx.rows_read,

@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 from chispa import assert_df_equality
+from py4j.protocol import Py4JJavaError
 
 from etl.config import load_job_config
 from etl.errors import WriteError
@@ -110,3 +111,38 @@ def test_a_run_whose_warehouse_refuses_writes_still_alerts(spark, tmp_path, read
         f"file:{warehouse}/_etl/runs/_delta_log"]
     assert not (warehouse / "_etl" / "runs").exists()
     assert latest_version(spark, str(table)) == 0
+
+
+def test_a_run_whose_record_is_refused_after_its_work_still_alerts(spark, tmp_path, read_only):
+    """The job's write succeeds, then the records folder refuses the run record: the run fails
+    with that error, after a failure alert saying so."""
+    warehouse = tmp_path / "warehouse"
+    table = warehouse / "silver" / "things"
+    DeltaAppend(spark, str(table)).execute(spark.createDataFrame([(1, "a")], SCHEMA))
+    (warehouse / "_etl").mkdir()
+    conf = tmp_path / "conf"
+    (conf / "jobs").mkdir(parents=True)
+    for name in ("base.yml", "local.yml"):
+        shutil.copy(ROOT / "conf" / name, conf / name)
+    (conf / "jobs" / "things.yml").write_text(
+        "job:\n  name: things\n"
+        "  entrypoint: tests.reliability.test_warehouse_refused:append_one_thing\n")
+    read_only(warehouse / "_etl")
+
+    with Receiver() as webhook:
+        config = load_job_config("things", directory=conf, overrides=[
+            f"paths.warehouse={warehouse}",
+            f"alerts.channels=[{{type: webhook, url: '{webhook.url}/hooks/etl'}}]"])
+        with pytest.raises(Py4JJavaError) as info:
+            run_job(config, spark=spark, run_id="refused-2")
+        received = list(webhook.received)
+
+    cause = ("org.apache.spark.sql.delta.DeltaIOException: [DELTA_CANNOT_CREATE_LOG_PATH] Cannot "
+             f"create file:{warehouse}/_etl/runs/_delta_log")
+    assert str(info.value.java_exception.toString()).startswith(cause)
+    [(_, _, body)] = received
+    assert (body["alert"]["kind"], body["alert"]["run_id"], body["alert"]["summary"]) == (
+        "failure", "refused-2", f"the run record could not be written: Py4JJavaError: {cause}")
+    # the job's own write went through
+    assert_df_equality(read_delta(spark, str(table)), spark.createDataFrame(
+        [(1, "a"), (2, "b")], SCHEMA), ignore_row_order=True)
