@@ -44,12 +44,16 @@ def report(**run: object) -> RunReport:
 
 
 def test_render_shows_the_numbers_links_and_escapes_everything():
-    page = render([report()], generated_at=dt.datetime(2026, 1, 1, 5))
-    assert '<div class="tile" data-metric="read"><b>1,843</b>rows read</div>' in page
-    assert '<div class="tile" data-metric="quarantined"><b>43</b>rows quarantined</div>' in page
+    shown = report()
+    run, (departed, _) = shown.run, shown.quality
+    page = render([shown], generated_at=dt.datetime(2026, 1, 1, 5))
+    for metric in ("read", "loaded", "quarantined", "filtered", "written"):
+        assert (f'<div class="tile" data-metric="{metric}"><b>{run[f"rows_{metric}"]:,}</b>rows '
+                f"{metric}</div>") in page
     assert 'id="run-20260101t000000z-abc-step-transform"' in page
-    assert '<td class="n">37</td>' in page
-    assert "Quality (1 passed, 1 failed)" in page
+    assert f'<td class="n">{departed["rows_failed"]}</td>' in page
+    passed = sum(1 for q in shown.quality if q["passed"])
+    assert f"Quality ({passed} passed, {len(shown.quality) - passed} failed)" in page
     assert "key&lt;script&gt;" in page and "key<script>" not in page
     assert "a &lt;b&gt;note&lt;/b&gt;" in page
     assert "<li>silver/flights: +wind_gust double</li>" in page
