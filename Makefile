@@ -8,20 +8,30 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup jars landing demo services chromium test test-unit chaos lint dist airflow-venv \
-	airflow-lock bench bench-quick clean
+.PHONY: help setup constraints jars landing demo services chromium test test-unit chaos lint dist \
+	airflow-venv airflow-lock bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: setup.py
+# The development environment is installed from requirements/constraints.txt (every package
+# pinned, compiled from setup.py's dev and gcp extras), so a new release upstream changes nothing
+# until `make constraints` is run and its diff committed.
+CONSTRAINTS := requirements/constraints.txt
+
+$(VENV)/.installed: setup.py $(CONSTRAINTS)
 	command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel
-	$(PY) -m pip install -q -e '.[dev,gcp]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev,gcp]'
 	touch $@
 
-setup: $(VENV)/.installed  ## virtualenv with the package and its dev/test extras
+setup: $(VENV)/.installed  ## virtualenv with the package and its dev/test extras, pinned by requirements/constraints.txt
+
+constraints:  ## recompile requirements/constraints.txt from setup.py's dev and gcp extras (Python 3.11, linux x86_64)
+	test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q 'uv>=0.5'; }
+	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --no-header --annotation-style line --extra dev --extra gcp setup.py -o $(CONSTRAINTS)
 
 .jars/.resolved: etl/jars.txt $(VENV)/.installed
 	$(PY) scripts/resolve_jars.py --dest .jars

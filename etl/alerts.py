@@ -6,11 +6,14 @@ Channels (``alerts.channels`` in conf):
 * ``webhook``: POST of a JSON body to ``url``. The body is Slack-compatible (``text`` is the
   one-line message) and carries the details under ``alert``.
 * ``sns``: ``Publish`` to the SNS topic ``topic_arn`` (boto3; ``region`` and ``endpoint_url``
-  optional) with ``Subject`` the one-line message and ``Message`` the same JSON body.
+  optional) with ``Subject`` the one-line message made fit for SNS (`sns_subject`: ASCII, no
+  line breaks or control characters, at most 100 characters) and ``Message`` the same JSON body.
 * ``log``: a ``warning`` log line ``alert`` with the details.
 
 `send_alert` sends one message per channel and never raises: a channel that cannot be reached
-is logged (``alert not delivered``), so a broken channel never hides the run's own error.
+or answers with a broken response is logged (``alert not delivered``), so a broken channel
+never hides the run's own error. `alert_failed_run` sends a failed run's alert before the writes
+that record the failure, so the alert goes out even when the warehouse is what failed.
 `report_anomaly` is the hook for code that detects something unusual (a volume drop, a metric
 out of range) and wants the same channels told.
 
@@ -22,10 +25,13 @@ Example::
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
+import unicodedata
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -93,6 +99,35 @@ def send_alert(settings: AlertSettings, alert: Alert) -> list[str]:
     return delivered
 
 
+def alert_failed_run(settings: AlertSettings, alert: Alert, error: BaseException,
+                     *records: Callable[[], object]) -> None:
+    """Send ``alert`` about a run that failed with ``error``, then run each of ``records`` (the
+    writes that record the failure: dead letter, run record, lineage event).
+
+    The alert does not wait on the records: it has gone out before they start, so a warehouse
+    that refuses writes cannot stop it. A record that raises is logged (``failure not
+    recorded``) and named in a note on ``error`` (`BaseException.add_note`); the other records
+    are still attempted, and the caller re-raises ``error``, the run's own error."""
+    send_alert(settings, alert)
+    for write in records:
+        try:
+            write()
+        except Exception as exc:
+            first_line = error_line(exc)
+            get_logger("etl.alerts").error("failure not recorded", run_id=alert.run_id,
+                                           error=f"{type(exc).__name__}: {first_line}")
+            error.add_note(f"the failure could not be recorded: {type(exc).__name__}: "
+                           f"{first_line}")
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or for a Py4J error of the Java exception's (its
+    Python message only names the JVM call)."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(exc)
+    return (text.strip().splitlines() or [""])[0][:500]
+
+
 def report_anomaly(config: JobConfig, ctx: RunContext, summary: str, **details: Any) -> list[str]:
     """The anomaly hook: send an ``anomaly`` alert for the current run to the job's channels."""
     ctx.note(f"anomaly: {summary}", **details)
@@ -121,8 +156,31 @@ def _sns(channel: AlertChannel, alert: Alert) -> None:
     if channel.endpoint_url:
         options["endpoint_url"] = channel.endpoint_url
     client = boto3.client("sns", **options)
-    client.publish(TopicArn=channel.topic_arn, Subject=alert.text[:99],
+    client.publish(TopicArn=channel.topic_arn, Subject=sns_subject(alert.text),
                    Message=json.dumps(alert.body(), default=str))
+
+
+#: The longest subject SNS accepts.
+SNS_SUBJECT_MAX = 100
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def sns_subject(text: str) -> str:
+    """``text`` as an SNS ``Subject``, which must be ASCII without line breaks or control
+    characters and at most 100 characters: accents are dropped (``é`` → ``e``), every other
+    character outside printable ASCII becomes ``?`` (line breaks and tabs a space), runs of
+    spaces become one, and a longer text is cut to 97 characters plus ``...``.
+
+    >>> sns_subject("failure: job x: boom\\n  at Zürich")
+    'failure: job x: boom at Zurich'
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_ = "".join(c for c in decomposed if not unicodedata.combining(c))
+    spaced = re.sub(r"\s+", " ", ascii_).strip()
+    subject = _NOT_PRINTABLE_ASCII.sub("?", spaced) or "?"
+    if len(subject) > SNS_SUBJECT_MAX:
+        subject = subject[:SNS_SUBJECT_MAX - 3] + "..."
+    return subject
 
 
 def _log(channel: AlertChannel, alert: Alert) -> None:
@@ -140,10 +198,13 @@ def _delivery_errors() -> tuple[type[BaseException], ...]:
         ClientError,
     )
 
-    return (urllib.error.URLError, OSError, ValueError, BotoCoreError, ClientError)
+    # http.client.HTTPException: a response that is not HTTP, or cut short (IncompleteRead)
+    return (urllib.error.URLError, OSError, http.client.HTTPException, ValueError,
+            BotoCoreError, ClientError)
 
 
 _SENDERS = {"webhook": _webhook, "sns": _sns, "log": _log}
 _DELIVERY_ERRORS = _delivery_errors()
 
-__all__ = ["KINDS", "Alert", "report_anomaly", "run_alert", "send_alert", "wanted"]
+__all__ = ["KINDS", "SNS_SUBJECT_MAX", "Alert", "alert_failed_run", "error_line", "report_anomaly",
+           "run_alert", "send_alert", "sns_subject", "wanted"]

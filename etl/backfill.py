@@ -2,8 +2,13 @@
 
 ``etl backfill JOB --from D1 --to D2 --batch N --parallel P`` splits the dates that are not yet
 done into batches of at most ``N`` consecutive dates; each batch is one run of the job
-(``date_from``/``date_to`` = the batch's first and last date), ``P`` batches at a time in the
-same SparkSession.
+(``date_from``/``date_to`` = the batch's first and last date), ``P`` batches at a time.
+
+Each run gets a session of its own (`worker_session`: ``spark.newSession()`` with the caller's
+SQL settings copied), sharing the caller's SparkContext. Writers set a commit's identity
+(Delta's ``txnAppId``/``txnVersion`` and ``userMetadata``) as session settings for the length
+of a MERGE; in one shared session two runs at a time would stamp each other's commits, and a
+run whose identity another commit had carried would report its real write as skipped.
 
 The ledger ``<warehouse>/_etl/backfills`` (Delta) is append-only: every change of a date's
 status is one row ``(job, date, status, run_id, error, updated_at)``, and the date's current
@@ -37,12 +42,33 @@ from etl.errors import ConfigError
 from etl.logs import get_logger
 from etl.pipeline import parent_run
 from etl.records import BACKFILLS
+from etl.tables import USER_METADATA_CONF
+from etl.writers.delta import txn_confs
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 
 
 def date_range(date_from: dt.date, date_to: dt.date) -> list[dt.date]:
     return [date_from + dt.timedelta(days=i) for i in range((date_to - date_from).days + 1)]
+
+
+#: Settings never copied into a worker's session: the identity of the write in progress.
+_PER_WRITE_CONFS = frozenset([USER_METADATA_CONF, *txn_confs(None)])
+
+
+def worker_session(spark: SparkSession) -> SparkSession:
+    """A new session on ``spark``'s SparkContext for one run of a parallel backfill: its own SQL
+    settings (a copy of ``spark``'s runtime-modifiable ones, less a write's identity), temporary
+    views and UDFs; the same cluster, jars, Hadoop configuration and cached data."""
+    session = spark.newSession()
+    for row in spark.sql("SET").collect():  # the keys set (values may be shown redacted)
+        key = row["key"]
+        if key in _PER_WRITE_CONFS or not spark.conf.isModifiable(key):
+            continue
+        value = spark.conf.get(key, None)
+        if value is not None and session.conf.get(key, None) != value:
+            session.conf.set(key, value)
+    return session
 
 
 def plan_batches(dates: list[dt.date], size: int) -> list[list[dt.date]]:
@@ -119,7 +145,8 @@ def run_backfill(
     """Run ``config``'s job for every date in ``[date_from, date_to]`` not yet succeeded in the
     ledger (all of them with ``force``), ``batch`` dates per run, ``parallel`` runs at a time.
     A failed batch does not stop the others; its dates are marked ``failed`` and retried by the
-    next backfill of the range."""
+    next backfill of the range. Every run has its own session (`worker_session`); the ledger is
+    written with ``spark``."""
     from etl.runner import check_dates, resolve_entrypoint, run_job
     from etl.session import get_spark
 
@@ -155,7 +182,8 @@ def run_backfill(
                     run_id = new_run_id()
                     ledger.set(job, dates_, RUNNING, run_id=run_id)
                     report.run_ids.append(run_id)
-                    future = pool.submit(run_job, config, spark=session, date_from=dates_[0],
+                    future = pool.submit(run_job, config, spark=worker_session(session),
+                                         date_from=dates_[0],
                                          date_to=dates_[-1], run_id=run_id)
                     running[future] = (dates_, run_id)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -16,9 +16,10 @@ table                      location               one row per
                            metrics``               (`etl.quality.history`)
 ========================  =====================  =============================================
 
-Every write is one commit carrying the run id as Delta ``userMetadata``. Appends never conflict
-with each other; `RecordTable.merge` upserts by the table's ``keys``. A table that does not exist
-yet reads as ``None`` (nothing was recorded), never as an error.
+Every write is one commit carrying the run id as Delta ``userMetadata``. Appends conflict only
+when two of them create the same table, and the loser is retried; `RecordTable.merge` upserts by
+the table's ``keys``. A table that does not exist yet reads as ``None`` (nothing was recorded),
+never as an error.
 
 Example::
 
@@ -37,6 +38,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from etl.tables import table_exists
+
+#: How often `RecordTable.append` retries a commit that lost a conflict.
+APPEND_RETRIES = 3
 
 
 def _fields(*fields: tuple[str, T.DataType, bool]) -> T.StructType:
@@ -70,7 +74,10 @@ class RecordTable:
     def append(self, spark: SparkSession, path: str, rows: Sequence[Sequence[Any]] | DataFrame,
                *, run_id: str | None = None) -> None:
         """Append ``rows`` in one commit (nothing for no rows); ``run_id`` becomes the commit's
-        ``userMetadata``."""
+        ``userMetadata``. Two appends that both create the table (the first runs of a parallel
+        backfill) conflict: the one that lost is retried on the new table (`APPEND_RETRIES`)."""
+        from etl.writers.delta import CONFLICTS
+
         df = rows if isinstance(rows, DataFrame) else self.frame(spark, rows)
         if not isinstance(rows, DataFrame) and not rows:
             return
@@ -79,7 +86,14 @@ class RecordTable:
             writer = writer.option("mergeSchema", "true")
         if run_id is not None:
             writer = writer.option("userMetadata", run_id)
-        writer.save(path)
+        for attempt in range(APPEND_RETRIES + 1):
+            try:
+                writer.save(path)
+                return
+            except CONFLICTS:
+                # a conflicting commit did not happen: appending again adds the rows once
+                if attempt == APPEND_RETRIES:
+                    raise
 
     def merge(self, spark: SparkSession, path: str, rows: Sequence[Sequence[Any]],
               *, run_id: str) -> None:
@@ -154,5 +168,5 @@ QUALITY_METRICS = RecordTable("quality_metrics", _fields(
 #: Every record table, by name.
 ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS)}
 
-__all__ = ["ALL", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS", "RUNS", "WATERMARKS",
+__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS", "RUNS", "WATERMARKS",
            "WRITE", "RecordTable"]

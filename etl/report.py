@@ -9,21 +9,27 @@
   each rule gets a chart of its observed value over runs, failed results (anomalies) marked;
 * the OpenLineage events under ``_etl/lineage/`` (`etl.lineage`): the run's graph of datasets.
 
-`render` turns that into HTML with inline CSS, SVG charts and a little inline JavaScript (a
-filter for failing rules); nothing refers to the network. Every value from the records is
-escaped with `html.escape`. Sections link to each other: the run list to each run, a step to
-the run's writes and quality results, a lineage node to the table's write, a rule to its chart.
+`render` turns that into HTML with the jinja2 template ``etl/templates/report.html.j2`` (package
+data, autoescaped: every value from the records is escaped), inline CSS, SVG charts and a
+little inline JavaScript (a filter for failing rules), all in the one file; nothing refers to the
+network. The SVG drawings (`sparkline`, `lineage_svg`) are laid out here, their text escaped,
+and handed to the template as markup. Sections link to each other: the run list to each run, a
+step to the run's writes and quality results, a lineage node to the table's write, a rule to its
+chart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
 
 from etl.context import Warehouse
 from etl.errors import ConfigError
@@ -133,43 +139,16 @@ def _run_graph(events: Sequence[Mapping[str, Any]], run: Mapping[str, Any], ware
 # Rendering (pure: data in, HTML out)
 # --------------------------------------------------------------------------------------------
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"DejaVu Sans",sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
-header{background:#1d2330;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}
-header p{margin:4px 0 0;color:#c5cad6}nav{padding:8px 24px;background:#e8ebf0}
-nav a{margin-right:14px}main{padding:8px 24px 40px}a{color:#1f5fbf;text-decoration:none}
-a:hover{text-decoration:underline}section.run{background:#fff;border:1px solid #d8dce3;
-border-radius:6px;margin:16px 0;padding:8px 18px 16px}h2{font-size:18px}h3{font-size:15px;
-margin:18px 0 6px}table{border-collapse:collapse;margin:4px 0}th,td{padding:3px 10px;
-border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}td.n{text-align:right;
-font-variant-numeric:tabular-nums}th{background:#f0f2f5;font-weight:600}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
-.succeeded,.pass{background:#2e7d32}.failed,.FAIL{background:#c62828}.quality_failed{background:#ef6c00}
-.warn{background:#ef6c00}.tiles{display:flex;gap:12px;flex-wrap:wrap}.tile{border:1px solid #d8dce3;
-border-radius:6px;padding:6px 14px;min-width:110px}.tile b{display:block;font-size:20px}
-.bar{fill:#5b8def}.anomaly{fill:#c62828}.ok{fill:#2e7d32}svg text{font:11px system-ui,"DejaVu Sans",sans-serif}
-.node rect{fill:#eef3fb;stroke:#5b8def}.node.job rect{fill:#fff4e0;stroke:#ef6c00}
-.edge{stroke:#8a93a3;fill:none;marker-end:url(#arrow)}.muted{color:#6b7385}
-tr.hidden{display:none}td.constraint{max-width:260px;overflow:hidden;text-overflow:ellipsis;
-white-space:nowrap;font-size:12px;color:#4a5262}pre{white-space:pre-wrap;background:#fbecec;padding:8px}
-"""
+TEMPLATE = "report.html.j2"
 
-SCRIPT = """
-document.querySelectorAll('input.only-failed').forEach(function (box) {
-  box.addEventListener('change', function () {
-    var table = document.getElementById(box.dataset.table);
-    table.querySelectorAll('tbody tr').forEach(function (row) {
-      row.classList.toggle('hidden', box.checked && row.dataset.passed === 'true');
-    });
-  });
-});
-document.body.dataset.ready = 'true';
-"""
+
+def _absent(value: Any) -> bool:
+    return value is None or isinstance(value, jinja2.Undefined)
 
 
 def esc(value: Any) -> str:
     """Text for HTML: ``None`` as empty, everything else escaped (quotes included)."""
-    return "" if value is None else html.escape(str(value), quote=True)
+    return "" if _absent(value) else str(escape(str(value)))
 
 
 def slug(text: str) -> str:
@@ -178,25 +157,23 @@ def slug(text: str) -> str:
 
 
 def _count(value: Any) -> str:
-    return "" if value is None else f"{int(value):,}"
+    return "" if _absent(value) else f"{int(value):,}"
 
 
 def _number(value: Any) -> str:
-    return "" if value is None else f"{float(value):.6g}"
+    return "" if _absent(value) else f"{float(value):.6g}"
 
 
 def _seconds(value: Any) -> str:
-    return "" if value is None else f"{float(value):.1f} s"
+    return "" if _absent(value) else f"{float(value):.1f} s"
 
 
-def _cell(text: str, numeric: bool = False) -> str:
-    return f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>"
+def _float_or_zero(value: Any) -> float:
+    return 0.0 if _absent(value) else float(value or 0)
 
 
-def _table(headers: Sequence[str], rows: Sequence[str], table_id: str = "") -> str:
-    ident = f' id="{esc(table_id)}"' if table_id else ""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _none_empty(value: Any) -> Any:
+    return "" if _absent(value) else value
 
 
 def sparkline(points: Sequence[Point], current: str, width: int = 250, height: int = 44) -> str:
@@ -264,143 +241,36 @@ def lineage_svg(graph: Graph, link: Mapping[str, str]) -> str:
             f'{height}" role="img" aria-label="lineage graph">{"".join(parts)}</svg>')
 
 
-def _run_section(report: RunReport) -> str:
-    run = report.run
-    rid = str(run["run_id"])
-    anchor = f"run-{slug(rid)}"
-    dates = f"{run['date_from']}..{run['date_to']}" if run.get("date_from") else ""
-    out = [f'<section class="run" id="{anchor}">',
-           f'<h2>Run {esc(rid)} <span class="status {esc(run["status"])}">{esc(run["status"])}'
-           f"</span></h2>",
-           f'<p>job <b>{esc(run["job"])}</b> · {esc(run["mode"])} {esc(dates)} · env '
-           f'{esc(run["env"])} · started {esc(run["started_at"])} UTC · '
-           f'<span class="duration">{esc(_seconds(run.get("duration_s")))}</span></p>',
-           f'<p><a href="#{anchor}-steps">steps</a> · <a href="#{anchor}-writes">tables written'
-           f'</a> · <a href="#{anchor}-quality">quality</a> · <a href="#{anchor}-lineage">'
-           f'lineage</a> · <a href="#{anchor}-schema">schema changes</a></p>']
-    tiles = [("read", run.get("rows_read")), ("loaded", run.get("rows_loaded")),
-             ("quarantined", run.get("rows_quarantined")), ("filtered", run.get("rows_filtered")),
-             ("written", run.get("rows_written"))]
-    out.append('<div class="tiles">' + "".join(
-        f'<div class="tile" data-metric="{name}"><b>{esc(_count(value))}</b>rows {name}</div>'
-        for name, value in tiles) + "</div>")
-    if run.get("error_class"):
-        out.append(f'<h3>Error</h3><pre class="error">{esc(run["error_class"])}: '
-                   f'{esc(run.get("error_message"))}</pre>')
-    out.append(_steps(report, anchor))
-    out.append(_writes(report, anchor))
-    out.append(_quality(report, anchor))
-    out.append(f'<h3 id="{anchor}-lineage">Lineage</h3>')
-    if report.lineage is not None:
-        written = {w["table"]: f"{anchor}-write-{slug(w['table'])}" for w in run.get("writes") or []}
-        out.append(lineage_svg(report.lineage, written))
-    else:
-        out.append('<p class="muted">no lineage events stored for this run</p>')
-    changes = run.get("schema_changes") or []
-    out.append(f'<h3 id="{anchor}-schema">Schema changes</h3>')
-    out.append("<ul>" + "".join(f"<li>{esc(c)}</li>" for c in changes) + "</ul>" if changes
-               else '<p class="muted">no schema changes</p>')
-    notes = run.get("notes") or []
-    if notes:
-        out.append("<h3>Notes</h3><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    out.append(f'<p class="muted">Spark application {esc(run.get("spark_app_id"))} · '
-               f'{esc(run.get("spark_stages"))} stages · etl {esc(run.get("etl_version"))} · '
-               f'commit {esc(run.get("git_commit"))}</p></section>')
-    return "\n".join(out)
+def _sparkline_of(report: RunReport, rule: Mapping[str, Any]) -> Markup:
+    points = report.history.get((rule["table"], rule["rule"], rule["constraint"]), [])
+    return Markup(sparkline(points, str(report.run["run_id"])))  # escaped in sparkline/lineage_svg
 
 
-def _steps(report: RunReport, anchor: str) -> str:
-    longest = max((float(s.get("duration_s") or 0) for s in report.steps), default=0) or 1.0
-    rows = []
-    for s in report.steps:
-        seconds = float(s.get("duration_s") or 0)
-        bar = (f'<svg width="160" height="12"><rect class="bar" x="0" y="1" height="10" '
-               f'width="{160 * seconds / longest:.1f}"/></svg>')
-        rows.append(
-            f'<tr id="{anchor}-step-{slug(str(s["step"]))}"><td>{esc(s["step"])}</td>'
-            f'<td><span class="status {esc(s["status"])}">{esc(s["status"])}</span></td>'
-            + _cell(esc(_count(s.get("rows_read"))), True)
-            + _cell(esc(_count(s.get("rows_written"))), True)
-            + _cell(esc(_seconds(seconds)), True) + f"<td>{bar}</td></tr>")
-    body = _table(["step", "status", "rows in", "rows out", "time", ""], rows) if rows else (
-        '<p class="muted">no steps recorded</p>')
-    return f'<h3 id="{anchor}-steps">Steps</h3>{body}'
+def _lineage_of(report: RunReport, anchor: str) -> Markup:
+    assert report.lineage is not None
+    written = {w["table"]: f"{anchor}-write-{slug(w['table'])}"
+               for w in report.run.get("writes") or []}
+    return Markup(lineage_svg(report.lineage, written))  # escaped in sparkline/lineage_svg
 
 
-def _writes(report: RunReport, anchor: str) -> str:
-    rows = [
-        f'<tr id="{anchor}-write-{slug(w["table"])}"><td>{esc(w["table"])}</td>'
-        f'<td>{esc(w["operation"])}</td>' + _cell(esc(w.get("version")), True)
-        + _cell(esc(_count(w.get("rows_inserted"))), True)
-        + _cell(esc(_count(w.get("rows_updated"))), True)
-        + _cell(esc(_count(w.get("rows_deleted"))), True) + "</tr>"
-        for w in report.run.get("writes") or []
-    ]
-    body = (_table(["table", "operation", "Delta version", "inserted", "updated", "deleted"], rows)
-            if rows else '<p class="muted">no table written</p>')
-    return f'<h3 id="{anchor}-writes">Tables written</h3>{body}'
-
-
-def _quality(report: RunReport, anchor: str) -> str:
-    rid = str(report.run["run_id"])
-    rows = []
-    for q in report.quality:
-        passed = bool(q.get("passed"))
-        result = "pass" if passed else ("FAIL" if q.get("severity") == "error" else "warn")
-        points = report.history.get((q["table"], q["rule"], q["constraint"]), [])
-        rows.append(
-            f'<tr id="{anchor}-rule-{slug(q["table"] + "-" + q["rule"])}" '
-            f'data-passed="{"true" if passed else "false"}"><td>{esc(q["rule"])}</td>'
-            f'<td>{esc(q["table"])}</td><td>{esc(q.get("severity"))}</td>'
-            f'<td><span class="status {result}">{result}</span></td>'
-            + _cell(esc(_number(q.get("value"))), True)
-            + _cell(esc(_count(q.get("rows_failed"))), True)
-            + f'<td class="constraint" title="{esc(q.get("constraint"))}">'
-            f'{esc(q.get("constraint"))}</td>'
-            f"<td>{sparkline(points, rid)}</td></tr>")
-    if not rows:
-        return f'<h3 id="{anchor}-quality">Quality</h3><p class="muted">no quality rules ran</p>'
-    failing = sum(1 for q in report.quality if not q.get("passed"))
-    table_id = f"{anchor}-quality-table"
-    return (f'<h3 id="{anchor}-quality">Quality ({len(rows) - failing} passed, {failing} '
-            f'failed)</h3><label><input type="checkbox" class="only-failed" '
-            f'data-table="{table_id}"> only failed rules</label>'
-            + _table(["rule", "table", "severity", "result", "observed", "failing rows",
-                      "constraint", "history (red: failed)"], rows, table_id))
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The report's jinja2 environment: templates from the package, autoescape on; a field
+    missing from a record renders empty, as ``None`` does."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("etl", "templates"), autoescape=True,
+                             keep_trailing_newline=False)
+    env.filters.update(slug=slug, count_=_count, number=_number, seconds=_seconds,
+                       float_or_zero=_float_or_zero, none_empty=_none_empty)
+    env.globals.update(sparkline_of=_sparkline_of, lineage_of=_lineage_of)
+    return env
 
 
 def render(reports: Sequence[RunReport], *, generated_at: dt.datetime | None = None) -> str:
     """The whole HTML document for ``reports`` (newest first)."""
     when = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     jobs = sorted({str(r.run["job"]) for r in reports})
-    title = f"etl run report: {', '.join(jobs)}"
-    index_rows = [
-        f'<tr><td><a href="#run-{slug(str(r.run["run_id"]))}">{esc(r.run["run_id"])}</a></td>'
-        f'<td>{esc(r.run["job"])}</td><td><span class="status {esc(r.run["status"])}">'
-        f'{esc(r.run["status"])}</span></td><td>{esc(r.run["mode"])}</td>'
-        + _cell(esc(_count(r.run.get("rows_read"))), True)
-        + _cell(esc(_count(r.run.get("rows_loaded"))), True)
-        + _cell(esc(_count(r.run.get("rows_quarantined"))), True)
-        + _cell(esc(_seconds(r.run.get("duration_s"))), True) + "</tr>"
-        for r in reports
-    ]
-    nav = "".join(f'<a href="#run-{slug(str(r.run["run_id"]))}">{esc(r.run["run_id"])}</a>'
-                  for r in reports)
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">",
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
-        f"<header><h1>{esc(title)}</h1><p>{len(reports)} run(s) · generated {esc(when)}</p>"
-        "</header>",
-        f'<nav id="runs-nav">{nav}</nav><main>',
-        '<h2 id="runs">Runs</h2>',
-        _table(["run", "job", "status", "mode", "read", "loaded", "quarantined", "time"],
-               index_rows, "runs-table"),
-        *(_run_section(r) for r in reports),
-        f"</main><script>{SCRIPT}</script></body></html>",
-    ])
+    return environment().get_template(TEMPLATE).render(
+        reports=reports, title=f"etl run report: {', '.join(jobs)}", generated=when)
 
 
 __all__ = ["RunReport", "collect", "esc", "lineage_svg", "render", "slug", "sparkline"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from etl.alerts import run_alert, send_alert
+from etl.alerts import alert_failed_run, error_line, run_alert, send_alert
 from etl.config import JobConfig
 from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, QualityGateError, SourceError
@@ -124,8 +124,11 @@ def run_job(
     OpenLineage START and COMPLETE/FAIL events (``parent``, else ``$OPENLINEAGE_PARENT_ID``, names
     the pipeline's run), appends the run record under ``<warehouse>/_etl/runs`` in every case,
     records a failure to read a source in ``<warehouse>/_etl/dead_letters``, and sends alerts
-    (failure, quality gate, slow run). ``entry`` replaces the configured entrypoint (``etl replay``
-    uses it).
+    (failure, quality gate, slow run). A failed run's alert goes out before its records are
+    written, so it is sent even when the warehouse refuses them; the run's own error propagates
+    (`etl.alerts.alert_failed_run`). A run whose work succeeded but whose record cannot be
+    written raises that error, after a failure alert saying so. ``entry`` replaces the
+    configured entrypoint (``etl replay`` uses it).
     """
     entry = entry or resolve_entrypoint(config)
     check_from_staging(config, from_staging, date_from is not None)
@@ -154,21 +157,30 @@ def run_job(
             entry(session, ctx, config)
     except QualityGateError as exc:
         log.error("run stopped by the quality gate", error=str(exc))
-        _finish(config, ctx, record(QUALITY_FAILED, exc, stages=tracker.summary()))
-        lineage.fail(session, exc)
-        send_alert(config.alerts, run_alert(ctx, "quality_gate", str(exc), table=exc.table,
-                                            failures=exc.failures))
+        alert_failed_run(
+            config.alerts,
+            run_alert(ctx, "quality_gate", str(exc), table=exc.table, failures=exc.failures), exc,
+            functools.partial(_record_failure, config, ctx, record, QUALITY_FAILED, exc, tracker),
+            functools.partial(lineage.fail, session, exc))
         raise
     except BaseException as exc:
         log.error("run failed", error_class=type(exc).__name__, error=str(exc)[:2000])
+        records = [functools.partial(_record_failure, config, ctx, record, FAILED, exc, tracker),
+                   functools.partial(lineage.fail, session, exc)]
         if isinstance(exc, SourceError):
-            record_dead_letter(session, ctx, exc)
-        _finish(config, ctx, record(FAILED, exc, stages=tracker.summary()))
-        lineage.fail(session, exc)
-        send_alert(config.alerts, run_alert(ctx, "failure", f"{type(exc).__name__}: {exc}"[:1000],
-                                            error_class=type(exc).__name__))
+            records.insert(0, functools.partial(record_dead_letter, session, ctx, exc))
+        alert_failed_run(
+            config.alerts,
+            run_alert(ctx, "failure", f"{type(exc).__name__}: {exc}"[:1000],
+                      error_class=type(exc).__name__), exc, *records)
         raise
-    result = record(SUCCEEDED, stages=tracker.summary())
+    try:
+        result = record(SUCCEEDED, stages=tracker.summary())
+    except Exception as exc:  # the job's work is done, but the warehouse refused its record
+        send_alert(config.alerts, run_alert(
+            ctx, "failure", f"the run record could not be written: {type(exc).__name__}: "
+            f"{error_line(exc)}", error_class=type(exc).__name__))
+        raise
     lineage.complete(session)
     _finish(config, ctx, result)
     if ctx.files_set_aside:
@@ -178,6 +190,11 @@ def run_job(
     log.info("run succeeded", duration_s=result["duration_s"], rows_read=ctx.rows_read,
              rows_loaded=ctx.rows_loaded, rows_quarantined=ctx.rows_quarantined)
     return ctx
+
+
+def _record_failure(config: JobConfig, ctx: RunContext, record: Callable[..., dict[str, Any]],
+                    status: str, error: BaseException, tracker: StageTracker) -> None:
+    _finish(config, ctx, record(status, error, stages=tracker.summary()))
 
 
 def _finish(config: JobConfig, ctx: RunContext, record: dict[str, Any]) -> None:

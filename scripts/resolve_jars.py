@@ -3,7 +3,9 @@
 Usage: python scripts/resolve_jars.py [--dest .jars]
 
 Every coordinate in etl/jars.txt is resolved with its transitive dependencies from Maven Central
-(Maven's own cache in ~/.m2 makes a second run offline). Spark and Scala artefacts are excluded
+(Maven's own cache in ~/.m2 makes a second run offline). Checksums are strict (``mvn -C``): a
+downloaded file whose SHA-1/MD5 does not match the repository's checksum fails the resolution
+instead of being kept with a warning. Spark and Scala artefacts are excluded
 because the pyspark install provides them, and any resolved jar whose artifact pyspark already
 ships (breeze, commons-math3, antlr4-runtime...) is dropped so the classpath holds one copy of
 each library. The folder is then what `etl.session` puts on `spark.jars` for local runs.
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -40,7 +43,9 @@ def read_coordinates(path: Path = JARS_FILE) -> list[str]:
     return coords
 
 
-def pom_for(coords: list[str]) -> str:
+def pom_for(coords: list[str], repositories: Sequence[str] = ()) -> str:
+    """A POM depending on ``coords`` (without Spark and Scala artefacts); ``repositories`` are
+    URLs searched before Maven Central."""
     exclusions = "".join(
         f"<exclusion><groupId>{g}</groupId><artifactId>*</artifactId></exclusion>"
         for g in PROVIDED_GROUPS
@@ -52,11 +57,35 @@ def pom_for(coords: list[str]) -> str:
             f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
             f"<version>{version}</version><exclusions>{exclusions}</exclusions></dependency>"
         )
+    repos = "".join(
+        f"<repository><id>extra-{number}</id><url>{escape(url)}</url></repository>"
+        for number, url in enumerate(repositories, start=1)
+    )
     return (
         '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
         "<groupId>etl</groupId><artifactId>etl-jars</artifactId><version>0</version>"
-        f"<dependencies>{''.join(deps)}</dependencies></project>"
+        + (f"<repositories>{repos}</repositories>" if repos else "")
+        + f"<dependencies>{''.join(deps)}</dependencies></project>"
     )
+
+
+def copy_dependencies(coords: list[str], out: Path, repositories: Sequence[str] = ()) -> None:
+    """Resolve ``coords`` and their dependencies with Maven into ``out``, checksums strict
+    (``--strict-checksums``: a corrupted download fails); raise `SystemExit` naming Maven's
+    errors on failure."""
+    with tempfile.TemporaryDirectory() as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(pom_for(coords, repositories))
+        cmd = [
+            "mvn", "-B", "-q", "--strict-checksums", "-f", str(pom),
+            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={out}",
+        ]
+        result = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if "[ERROR]" in line]
+        raise SystemExit(f"maven could not resolve the coordinates in {JARS_FILE}:\n"
+                         + "\n".join(errors)[:4000])
 
 
 def artifact_name(jar: str) -> str:
@@ -78,17 +107,8 @@ def resolve(dest: Path) -> list[Path]:
     if stamp.exists() and stamp.read_text() == digest:
         return sorted(dest.glob("*.jar"))
     with tempfile.TemporaryDirectory() as work:
-        pom = Path(work) / "pom.xml"
-        pom.write_text(pom_for(coords))
         out = Path(work) / "jars"
-        cmd = [
-            "mvn", "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={out}",
-        ]
-        result = subprocess.run(cmd, check=False, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.stderr.write(result.stdout + result.stderr)
-            raise SystemExit(f"maven could not resolve the coordinates in {JARS_FILE}")
+        copy_dependencies(coords, out)
         shipped = pyspark_artifacts()
         if dest.exists():
             shutil.rmtree(dest)

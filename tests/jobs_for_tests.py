@@ -10,16 +10,21 @@ Parameters (``params`` of the job's conf):
   `RuntimeError` / `KeyboardInterrupt` before writing anything.
 
 ``CALLS`` records ``(job, date_from, date_to)`` of every call in this process, in order, and
-``PARENTS`` the ``ETL_PARENT_RUN_ID`` each call saw.
+``PARENTS`` the ``ETL_PARENT_RUN_ID`` each call saw. ``merge_dates`` MERGEs instead of appending
+(the parallel backfill test).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from pathlib import Path
 
 from pyspark.sql import types as T
+
+from etl.context import WriteMetrics
+from etl.writers.delta import DeltaMerge, run_identity
 
 CALLS: list[tuple[str, dt.date | None, dt.date | None]] = []
 #: ``ETL_PARENT_RUN_ID`` as every call saw it.
@@ -74,3 +79,44 @@ def slow(spark, ctx, config) -> None:
     seconds = float(config.params.get("sleep_s", 60))
     CALLS.append((config.job.name, ctx.date_from, ctx.date_to))
     spark.sparkContext.parallelize([0], 1).map(lambda x: time.sleep(seconds) or x).count()
+
+
+#: For ``merge_dates``: when set, every run waits here (twice) so parallel runs overlap.
+MEET: threading.Barrier | None = None
+#: ``(run_id, the value of the probe setting the run read back)`` of every ``merge_dates`` run.
+PROBES: list[tuple[str, str | None]] = []
+#: ``(run_id, WriteMetrics)`` of every ``merge_dates`` write.
+MERGES: list[tuple[str, WriteMetrics]] = []
+MERGED_SCHEMA = T.StructType([
+    T.StructField("date", T.DateType(), False),
+    T.StructField("run_id", T.StringType(), False),
+])
+
+
+def merged_path(warehouse_root: str) -> str:
+    return f"{warehouse_root}/test/merged"
+
+
+def merge_dates(spark, ctx, config) -> None:
+    """MERGE one row per logical date into ``<warehouse>/test/merged`` (partitioned by date),
+    with the run's commit identity, as the domain jobs' silver writers do.
+
+    With `MEET` set, the run sets a session setting of its own, waits for the other runs, reads
+    the setting back into `PROBES` and waits again before it merges: runs that share one session
+    read another run's value, and their merges overlap."""
+    CALLS.append((config.job.name, ctx.date_from, ctx.date_to))
+    if MEET is not None:
+        spark.conf.set("etl.test.run", ctx.run_id)
+        MEET.wait(timeout=120)
+        PROBES.append((ctx.run_id, spark.conf.get("etl.test.run", None)))
+        MEET.wait(timeout=120)
+    path = merged_path(ctx.warehouse.root)
+    batch = spark.createDataFrame([(d, ctx.run_id) for d in _dates(ctx)], MERGED_SCHEMA)
+    metrics = (DeltaMerge(spark, path)
+               .keys("date")
+               .partitioned_by("date")
+               .user_metadata(ctx.run_id)
+               .idempotent(*run_identity(config.job.name, "test/merged", ctx.run_id))
+               .execute(batch))
+    MERGES.append((ctx.run_id, metrics))
+    ctx.record_write(metrics)

@@ -15,13 +15,15 @@ def register(commands: Any) -> None:
         "backfill", help="run a job for a range of dates, in batches, with a per-date ledger",
         description="Run JOB for every date from --from to --to that the ledger "
         "(<warehouse>/_etl/backfills) does not show as succeeded, --batch consecutive dates per "
-        "run, --parallel runs at a time. Rerunning retries only the dates not yet succeeded. "
+        "run, --parallel runs at a time (each in a Spark session of its own, on one Spark "
+        "application). Rerunning retries only the dates not yet succeeded. "
         "Exit code 0 if every date succeeded, else 1.")
     backfill.add_argument("job", help="job name (a file conf/jobs/JOB.yml)")
     backfill.add_argument("--from", dest="date_from", type=parse_date, required=True)
     backfill.add_argument("--to", dest="date_to", type=parse_date, required=True)
     backfill.add_argument("--batch", type=int, default=1, help="dates per run (default: 1)")
-    backfill.add_argument("--parallel", type=int, default=1, help="runs at a time (default: 1)")
+    backfill.add_argument("--parallel", type=int, default=1,
+                          help="runs at a time, each in its own Spark session (default: 1)")
     backfill.add_argument("--force", action="store_true", help="run succeeded dates again too")
     add_conf_options(backfill, "local")
     backfill.set_defaults(handler=handle)

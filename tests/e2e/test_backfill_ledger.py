@@ -4,11 +4,15 @@ process each date exactly once (checked in the job's output, the ledger and the 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
+from delta.tables import DeltaTable
 
 from etl.backfill import BackfillLedger, plan_batches, run_backfill
 from etl.config import load_job_config
+from etl.tables import committed_transaction, read_delta
+from etl.writers.delta import run_identity
 from tests import jobs_for_tests
 from tests.orchestration_conf import make_conf
 
@@ -104,3 +108,57 @@ def test_interrupted_backfill_resumes_where_it_stopped(spark, tmp_path):
         (D[3], "succeeded", 1), (D[4], "succeeded", 1)]
     assert sorted(jobs_for_tests.CALLS) == sorted(
         [("loader", d, d) for d in D[:3]] + [("loader", d, d) for d in D[2:]])
+
+
+@pytest.fixture()
+def meeting():
+    """Parallel ``merge_dates`` runs meet twice before they merge (see the job)."""
+    jobs_for_tests.MEET = threading.Barrier(2)
+    jobs_for_tests.PROBES.clear()
+    jobs_for_tests.MERGES.clear()
+    yield
+    jobs_for_tests.MEET = None
+
+
+def test_parallel_runs_keep_their_own_commit_identity(spark, tmp_path, meeting):
+    """Two dates backfilled with --parallel 2 MERGE into one table at the same time: each
+    commit carries the user metadata and the transaction id of the run that wrote it (a shared
+    session let one run's identity land on the other's commit, and the other's real write was
+    then reported as skipped)."""
+    warehouse = tmp_path / "warehouse"
+    conf = make_conf(tmp_path, warehouse, {"merger": {"entrypoint": "merge_dates"}})
+    path = jobs_for_tests.merged_path(str(warehouse))
+    # the table exists before the runs, so both runs MERGE (rather than create it)
+    spark.createDataFrame([], jobs_for_tests.MERGED_SCHEMA).write.format("delta") \
+        .partitionBy("date").save(path)
+
+    report = run_backfill(load_job_config("merger", directory=conf), D[0], D[1], parallel=2,
+                          spark=spark)
+
+    assert (sorted(report.succeeded), report.failed) == ([D[0], D[1]], {})
+    first, second = report.run_ids
+    # each run read back its own session setting: the two runs did not share settings
+    assert sorted(jobs_for_tests.PROBES) == sorted([(first, first), (second, second)])
+    # neither write was reported as skipped: both MERGEd one new row
+    assert sorted((run_id, m.operation, m.rows_inserted, m.rows_updated)
+                  for run_id, m in jobs_for_tests.MERGES) == sorted(
+        [(first, "MERGE", 1, 0), (second, "MERGE", 1, 0)])
+    # the rows of each date were written by the run of that date ...
+    rows = read_delta(spark, path).collect()
+    by_date = {D[0]: first, D[1]: second}
+    assert sorted((r.date, r.run_id) for r in rows) == sorted(by_date.items())
+    # ... in a commit that names that run, and carries that run's transaction id
+    history = DeltaTable.forPath(spark, path).history().where("operation = 'MERGE'").collect()
+    assert sorted(h.userMetadata for h in history) == sorted([first, second])
+    for entry in history:
+        (version_rows,) = [m for r, m in jobs_for_tests.MERGES if r == entry.userMetadata]
+        assert version_rows.version == entry.version
+    for run_id in (first, second):
+        app_id, version = run_identity("merger", "test/merged", run_id)
+        assert committed_transaction(spark, path, app_id) == version
+    # the commit of each run added exactly the file of its own date
+    for entry in history:
+        (date,) = [d for d, r in by_date.items() if r == entry.userMetadata]
+        added = spark.read.json(
+            f"{path}/_delta_log/{entry.version:020d}.json").where("add IS NOT NULL").collect()
+        assert [a.add.partitionValues.date for a in added] == [str(date)]

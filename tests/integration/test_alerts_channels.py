@@ -65,7 +65,9 @@ def aws():
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"])
 
-    def received() -> list[dict]:
+    def received(envelopes: bool = False) -> list[dict]:
+        """The messages published since the last call (with ``envelopes``, SNS's notifications
+        around them, which carry the ``Subject``)."""
         messages = []
         while True:
             batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
@@ -73,7 +75,8 @@ def aws():
             if not batch:
                 return messages
             for message in batch:
-                messages.append(json.loads(json.loads(message["Body"])["Message"]))
+                envelope = json.loads(message["Body"])
+                messages.append(envelope if envelopes else json.loads(envelope["Message"]))
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
     return topic, received
@@ -194,3 +197,27 @@ def test_run_record_filters_and_dead_letters(spark, runs, capsys, monkeypatch):
     assert out[0].split() == ["recorded_at", "job", "run_id", "source", "error_class", "reason"]
     assert re.split(r"\s{2,}", out[2])[1:] == ["things", "run-fail", "api", "SourceError",
                                      "source api: still failing after 3 attempts (HTTP 503)"]
+
+
+def test_an_sns_subject_from_a_multi_line_non_ascii_error_is_one_ascii_line(aws, monkeypatch):
+    """SNS refuses a subject with a line break, a non-ASCII character or over 100 characters:
+    an error message with all three is published with a subject it accepts."""
+    from etl.alerts import Alert, send_alert
+    from etl.config import AlertChannel, AlertSettings
+
+    topic, received = aws
+    received(envelopes=True)  # drop what earlier tests left
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    summary = "SourceError: source café: HTTP 503\nTraceback (most recent call last):\n" + "x" * 80
+    alert = Alert(kind="failure", job="things", run_id="run-sns", env="local", summary=summary)
+    settings = AlertSettings(channels=[AlertChannel(
+        type="sns", topic_arn=topic, region="us-east-1", endpoint_url=MOTO)])
+
+    assert send_alert(settings, alert) == ["sns"]
+
+    (envelope,) = received(envelopes=True)
+    one_line = ("[etl local] failure: job things run run-sns: SourceError: source cafe: HTTP 503 "
+                "Traceback (most recent call last): " + "x" * 80)
+    assert envelope["Subject"] == one_line[:97] + "..."
+    assert json.loads(envelope["Message"])["alert"]["summary"] == summary

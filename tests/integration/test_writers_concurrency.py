@@ -1,5 +1,8 @@
 """Two OS processes, each with its own SparkSession, merge into disjoint partitions of one Delta
-table at the same moment: both commit, without retrying, and the table holds both changes."""
+table at the same moment: both commit, without retrying, and the table holds both changes. The
+commit history proves they overlapped: both commits read version 0, so the second was made
+on a snapshot older than the first commit (merge_worker.py holds each MERGE until the other's
+has started)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from delta.tables import DeltaTable
 
 from etl.tables import read_delta
 from etl.writers.delta import DeltaMerge
@@ -40,7 +44,7 @@ def test_two_processes_merging_disjoint_partitions_both_succeed(spark, tmp_path)
         )
         for year in (2013, 2014)
     ]
-    outputs = [w.communicate(timeout=420) for w in workers]
+    outputs = [w.communicate(timeout=600) for w in workers]
 
     for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
@@ -49,6 +53,11 @@ def test_two_processes_merging_disjoint_partitions_both_succeed(spark, tmp_path)
         ("MERGE", 1, 1), ("MERGE", 1, 1)
     ]
     assert sorted(m["version"] for m in metrics) == [1, 2]
+    history = DeltaTable.forPath(spark, path).history().where("version > 0").collect()
+    assert sorted((h.version, h.operation, h.readVersion, h.isolationLevel, h.userMetadata)
+                  for h in history) == sorted(
+        (m["version"], "MERGE", 0, "Serializable", f"worker-{year}")
+        for m, year in zip(metrics, (2013, 2014), strict=True))
     assert_df_equality(
         read_delta(spark, path),
         spark.createDataFrame([

