@@ -302,12 +302,13 @@ def run_pipeline(
     outcome says ``failed``); configuration errors are raised before anything runs."""
     from etl.context import new_run_id
     from etl.runner import resolve_entrypoint, run_job
+    from etl.secrets import resolve_overrides
     from etl.session import get_spark
 
     order = pipeline.order()
     configs = {
         job: load_job_config(job, env=env, directory=directory,
-                             overrides=[*overrides, *pipeline.jobs[job].set])
+                             overrides=resolve_overrides([*overrides, *pipeline.jobs[job].set]))
         for job in order
     }
     for config in configs.values():

@@ -10,7 +10,7 @@ from typing import Any
 
 from etl.commands.run import parse_date
 from etl.commands.submit import add_conf_options
-from etl.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+from etl.errors import EXIT_FAILURE, EXIT_OK, ConfigError, SecretError, exit_code
 
 EXPORT_TARGETS = ("airflow", "dataproc-workflow")
 
@@ -48,14 +48,19 @@ def register(commands: Any) -> None:
 
 
 def handle_run(args: argparse.Namespace) -> int:
-    from etl import logs
+    from etl import logs, secrets
     from etl.pipeline import ALREADY_SUCCEEDED, SUCCEEDED, load_pipeline, run_pipeline
     from etl.runlog import format_table
 
     pipeline = load_pipeline(args.name, args.conf_dir)
     logs.configure()
-    outcomes = run_pipeline(pipeline, args.date, env=args.env, overrides=args.overrides,
-                            directory=args.conf_dir, force=args.force)
+    try:  # secret references, here where the jobs run (etl.secrets)
+        secrets.resolve_environment()
+        outcomes = run_pipeline(pipeline, args.date, env=args.env, overrides=args.overrides,
+                                directory=args.conf_dir, force=args.force)
+    except SecretError as exc:
+        print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exit_code(exc)
     print(format_table(["job", "status", "attempts", "run ids", "error"],
                        [(o.job, o.status, o.attempts, " ".join(o.run_ids), o.error or "")
                         for o in outcomes]))
