@@ -49,6 +49,7 @@ from etl.config import (
     load_job_config,
     read_yaml,
 )
+from etl.config.names import check_pipeline_name
 from etl.errors import ConfigError, EtlError, QualityGateError
 from etl.logs import get_logger
 
@@ -141,6 +142,7 @@ def list_pipelines(directory: str | os.PathLike[str] | None = None) -> list[str]
 def load_pipeline(name: str, directory: str | os.PathLike[str] | None = None) -> PipelineConfig:
     """Read and validate ``conf/pipelines/<name>.yml``: known jobs, known dependencies, no
     cycle, a cron schedule of five fields (or a preset such as ``@daily``), an ISO start date."""
+    check_pipeline_name(name)
     root = conf_dir(directory)
     path = root / "pipelines" / f"{name}.yml"
     if not path.exists():
