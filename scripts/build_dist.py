@@ -155,12 +155,13 @@ def install_site_packages(site: Path, wheel: Path, requirements: list[str],
                     "--python-platform", deploy.python_platform,
                     "--only-binary", ":all:", "-r", str(listing), str(wheel)], check=True)
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts of the building machine
-    for direct in site.glob("*.dist-info/direct_url.json"):  # where the wheel was built
-        record = direct.with_name("RECORD")
+    for extra in [*site.glob("*.dist-info/direct_url.json"), *site.glob("*.dist-info/uv_cache.json")]:
+        # where and when the wheel was built: the same sources must give the same bytes
+        record = extra.with_name("RECORD")
         lines = record.read_text().splitlines(keepends=True)
         record.write_text("".join(line for line in lines
-                                  if not line.startswith(f"{direct.parent.name}/direct_url.json,")))
-        direct.unlink()
+                                  if not line.startswith(f"{extra.parent.name}/{extra.name},")))
+        extra.unlink()
     jobs = site / "jobs"
     shutil.copytree(ROOT / "jobs", jobs, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     init = jobs / "__init__.py"

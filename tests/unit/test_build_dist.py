@@ -25,15 +25,18 @@ def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist") / "dist"
+def build(out, platform: str):
     env = {k: v for k, v in os.environ.items() if k not in ("ETL_PLATFORM", "ETL_WAREHOUSE")}
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_dist.py"), "--out",
-                           str(out), "--platform", "emr-7"], capture_output=True, text=True,
+                           str(out), "--platform", platform], capture_output=True, text=True,
                           env=env, check=False, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, json.loads((out / "manifest.json").read_text()), done.stdout
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("dist") / "dist", "emr-7")
 
 
 def test_the_environment_holds_the_library_the_jobs_and_every_dependency(built):
@@ -64,7 +67,11 @@ def test_the_environment_holds_the_library_the_jobs_and_every_dependency(built):
             f"{site}/jobs/__init__.py", f"{site}/jobs/flights.py"} <= names
     compiled = [n for n in names if n.startswith(f"{site}/yaml/_yaml.") and n.endswith(".so")]
     assert compiled, "PyYAML's compiled parser is packed"
-    assert not [n for n in names if n.endswith("direct_url.json") or "__pycache__" in n]
+    assert not [n for n in names if "__pycache__" in n]
+    # nothing that says where or when it was built
+    assert {n.rsplit("/", 1)[1] for n in names if n.startswith(f"{site}/etl-0.1.0.dist-info/")} \
+        == {"INSTALLER", "METADATA", "RECORD", "REQUESTED", "WHEEL", "entry_points.txt",
+            "top_level.txt"}
     assert {(m.mtime, m.uid, m.gid) for m in members.values()} == {(EPOCH, 0, 0)}
 
 
@@ -98,6 +105,17 @@ def test_every_artefact_is_named_by_its_hash(built):
     assert "  sudo dnf install -y python3.11\n" in bootstrap
     assert bootstrap.endswith(
         "/usr/bin/python3.11 -c 'import sys; assert sys.version_info[:2] == (3, 11)'\n")
+
+
+def test_the_same_sources_build_the_same_bytes(built, tmp_path):
+    """A second build, for EMR Serverless (the same interpreter, the same jars): the same
+    environment, jars, conf and driver, byte for byte; no bootstrap action."""
+    _, first, _ = built
+    _, second, _ = build(tmp_path / "dist", "emr-serverless-7")
+    for kind in ("environment", "conf", "main"):
+        assert second[kind] == first[kind]
+    assert second["jars"] == first["jars"]
+    assert (second["platform"], second["bootstrap"]) == ("emr-serverless-7", None)
 
 
 def test_the_same_tree_packs_to_the_same_bytes(tmp_path):
