@@ -255,11 +255,8 @@ def copy_jars(out: Path, jars: list[Path]) -> tuple[Path, list[dict[str, str]]]:
     digest = hashlib.sha256("".join(f"{j['file']} {j['sha256']}\n" for j in listed).encode())
     folder = out / f"jars-{digest.hexdigest()[:HASH_LENGTH]}"
     folder.mkdir()
-    for jar in jars:
-        try:
-            os.link(jar.resolve(), folder / jar.name)
-        except OSError:
-            shutil.copyfile(jar, folder / jar.name)
+    for jar in jars:  # copies: .jars/ may be shared, and dist/ is handed on
+        shutil.copyfile(jar, folder / jar.name)
     return folder, listed
 
 
