@@ -1,5 +1,6 @@
-"""``etl submit JOB --target emr|emr-serverless|dataproc``: run a job on a managed cluster with
-the artefacts of ``make dist``."""
+"""``etl submit JOB [--target emr|emr-serverless|dataproc]``: run a job on a managed cluster
+with the artefacts of ``make dist``, shipped the way ``deploy.platform`` says
+(docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -112,9 +113,12 @@ def _uploaded(uploaded: list[str], artefacts: Any, base: str) -> None:
 def submit_emr(args: argparse.Namespace, config: Any, artefacts: Any, job_args: list[str]) -> int:
     from etl.submit import emr
 
-    cluster_id = _required(args.cluster_id, "--cluster-id", "emr")
     settings = config.deploy.emr
     base = _artifacts_uri(settings.artifacts_uri, "deploy.emr.artifacts_uri", "s3")
+    if args.upload_only and not args.dry_run:
+        _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
+        return EXIT_OK
+    cluster_id = _required(args.cluster_id, "--cluster-id", "emr")
     command = emr.spark_submit_command(args.job, artefacts.remote(base), job_args, config.deploy)
     request = emr.step_request(cluster_id, args.job, command, settings.action_on_failure)
     if args.dry_run:
@@ -122,8 +126,6 @@ def submit_emr(args: argparse.Namespace, config: Any, artefacts: Any, job_args: 
                          indent=2))
         return EXIT_OK
     _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
-    if args.upload_only:
-        return EXIT_OK
     client = emr.aws_client("emr", settings)
     step_id = emr.add_step(client, request)
     print(f"added step {step_id} to {cluster_id}")
@@ -145,17 +147,18 @@ def submit_emr_serverless(args: argparse.Namespace, config: Any, artefacts: Any,
                           job_args: list[str]) -> int:
     from etl.submit import emr, emr_serverless
 
-    application_id = _required(args.application_id, "--application-id", "emr-serverless")
     settings = config.deploy.emr
     base = _artifacts_uri(settings.artifacts_uri, "deploy.emr.artifacts_uri", "s3")
+    if args.upload_only and not args.dry_run:
+        _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
+        return EXIT_OK
+    application_id = _required(args.application_id, "--application-id", "emr-serverless")
     request = emr_serverless.job_run_request(application_id, args.job, artefacts.remote(base),
                                              job_args, config.deploy)
     if args.dry_run:
         print(json.dumps({"upload": artefacts.uploads(base), "start_job_run": request}, indent=2))
         return EXIT_OK
     _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
-    if args.upload_only:
-        return EXIT_OK
     client = emr.aws_client("emr-serverless", settings)
     run_id = client.start_job_run(**request)["jobRunId"]
     print(f"started job run {run_id} on {application_id}")
@@ -172,25 +175,15 @@ def submit_emr_serverless(args: argparse.Namespace, config: Any, artefacts: Any,
     return EXIT_OK if run["state"] == "SUCCESS" else EXIT_FAILURE
 
 
-def submit_dataproc(args: argparse.Namespace, config: Any, artefacts: Any,
-                    job_args: list[str]) -> int:
-    from etl.submit import dataproc, split_uri
+def _upload_gcs(artefacts: Any, base: str, project: str | None) -> None:
+    from etl.submit import split_uri
 
-    settings = config.deploy.dataproc
-    base = _artifacts_uri(settings.artifacts_uri, "deploy.dataproc.artifacts_uri", "gs")
-    request = dataproc.submit_job_request(args.job, artefacts.remote(base), job_args,
-                                          config.deploy, cluster=args.cluster or "",
-                                          region=args.region or "", project=args.project or "")
-    if args.dry_run:
-        print(json.dumps({"upload": artefacts.uploads(base),
-                          "submit_job": json.loads(dataproc.to_json(request))}, indent=2))
-        return EXIT_OK
     try:
         from google.cloud import storage  # type: ignore[attr-defined]
     except ImportError as exc:
         raise ConfigError("uploading to gs:// needs google-cloud-storage: pip install "
                           "google-cloud-storage (or copy the files listed by --dry-run)") from exc
-    gcs = storage.Client(project=request.project_id)
+    gcs = storage.Client(project=project)
     uploaded = []
     for item in artefacts.uploads(base):
         bucket, key = split_uri(item["uri"], "gs")
@@ -199,8 +192,25 @@ def submit_dataproc(args: argparse.Namespace, config: Any, artefacts: Any,
             blob.upload_from_filename(item["file"])
             uploaded.append(item["uri"])
     _uploaded(uploaded, artefacts, base)
-    if args.upload_only:
+
+
+def submit_dataproc(args: argparse.Namespace, config: Any, artefacts: Any,
+                    job_args: list[str]) -> int:
+    from etl.submit import dataproc
+
+    settings = config.deploy.dataproc
+    base = _artifacts_uri(settings.artifacts_uri, "deploy.dataproc.artifacts_uri", "gs")
+    if args.upload_only and not args.dry_run:
+        _upload_gcs(artefacts, base, args.project or settings.project or None)
         return EXIT_OK
+    request = dataproc.submit_job_request(args.job, artefacts.remote(base), job_args,
+                                          config.deploy, cluster=args.cluster or "",
+                                          region=args.region or "", project=args.project or "")
+    if args.dry_run:
+        print(json.dumps({"upload": artefacts.uploads(base),
+                          "submit_job": json.loads(dataproc.to_json(request))}, indent=2))
+        return EXIT_OK
+    _upload_gcs(artefacts, base, request.project_id)
     client = dataproc.dataproc().JobControllerClient(
         client_options=dataproc.endpoint(request.region))
     operation = client.submit_job_as_operation(request=request)

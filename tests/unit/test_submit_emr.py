@@ -119,7 +119,7 @@ def test_emr_step_uploads_adds_the_step_and_waits(aws, dist_for, capsys):
     assert body.read() == (dist / m["environment"]["file"]).read_bytes()
 
     # the same artefacts again: nothing uploaded, nothing replaced
-    assert main([*settings(dist, bucket), "--cluster-id", cluster_id, "--upload-only"]) == 0
+    assert main([*settings(dist, bucket), "--upload-only"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
         f"uploaded 0 of 6 artefacts to {uris['root']}/ (6 already there)")
 
