@@ -276,9 +276,9 @@ def write_main(out: Path) -> Path:
     return hashed(target, "main", ".py")
 
 
-def write_bootstrap(out: Path, interpreter: str, version: str, environment: str) -> Path:
+def write_bootstrap(out: Path, interpreter: str, version: str) -> Path:
     """The EMR bootstrap action: installs ``interpreter`` (dnf's python3.X when it is
-    /usr/bin/python3.X) on every node and checks its version."""
+    /usr/bin/python3.X) on every node and checks its version. It changes only with them."""
     check = f"{interpreter} -c 'import sys; assert sys.version_info[:2] == ({version.replace('.', ', ')})'"
     install = (f"  sudo dnf install -y python{version}\n"
                if interpreter == f"/usr/bin/python{version}" else
@@ -286,8 +286,8 @@ def write_bootstrap(out: Path, interpreter: str, version: str, environment: str)
     target = out / "emr-bootstrap.sh"
     target.write_text(
         "#!/bin/bash\n"
-        f"# EMR bootstrap action written by `make dist` for {environment}: the packed\n"
-        f"# environment runs on {interpreter} (Python {version}), which EMR 7 does not have.\n"
+        "# EMR bootstrap action written by `make dist`: the packed environment (etl-env-*.tar.gz)\n"
+        f"# runs on {interpreter} (Python {version}), which EMR 7 does not have.\n"
         "set -euo pipefail\n"
         f"if ! {check} 2>/dev/null; then\n{install}fi\n{check}\n")
     return hashed(target, "emr-bootstrap", ".sh")
@@ -336,7 +336,7 @@ def build(out: Path, deploy: DeploySettings, jars_dir: Path) -> dict[str, object
     environment, packages = build_environment(out, wheel, deploy, interpreter)
     jar_folder, jar_list = copy_jars(out, jars)
     conf, main = write_conf(out), write_main(out)
-    bootstrap = (write_bootstrap(out, interpreter, deploy.python_version, environment.name)
+    bootstrap = (write_bootstrap(out, interpreter, deploy.python_version)
                  if profile.name == "emr-7" else None)
     shutil.copyfile(ROOT / "etl" / "log4j2.properties", out / "log4j2.properties")
     written = manifest(profile.name, deploy, interpreter, environment, packages, jar_folder,

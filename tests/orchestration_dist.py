@@ -39,7 +39,7 @@ def fake_dist(out: Path, platform: str) -> Path:
     jar_folder, jars = build_dist.copy_jars(out, [tree / jar for jar in JARS])
     shutil.rmtree(tree)
     conf, main = build_dist.write_conf(out), build_dist.write_main(out)
-    bootstrap = (build_dist.write_bootstrap(out, interpreter, "3.11", environment.name)
+    bootstrap = (build_dist.write_bootstrap(out, interpreter, "3.11")
                  if platform == "emr-7" else None)
     manifest = build_dist.manifest(platform, deploy, interpreter, environment, ["PyYAML==6.0"],
                                    jar_folder, jars, (), [], conf, main, bootstrap,
