@@ -154,14 +154,18 @@ def install_site_packages(site: Path, wheel: Path, requirements: list[str],
                     "--python-version", deploy.python_version,
                     "--python-platform", deploy.python_platform,
                     "--only-binary", ":all:", "-r", str(listing), str(wheel)], check=True)
-    shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts of the building machine
+    # what says where and when it was built: console scripts (their shebang is the building
+    # Python), where the wheel was, uv's timestamp; the same sources must give the same bytes
+    shutil.rmtree(site / "bin", ignore_errors=True)
     for extra in [*site.glob("*.dist-info/direct_url.json"), *site.glob("*.dist-info/uv_cache.json")]:
-        # where and when the wheel was built: the same sources must give the same bytes
-        record = extra.with_name("RECORD")
-        lines = record.read_text().splitlines(keepends=True)
-        record.write_text("".join(line for line in lines
-                                  if not line.startswith(f"{extra.parent.name}/{extra.name},")))
         extra.unlink()
+    for record in site.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        dist_info = record.parent.name
+        record.write_text("".join(
+            line for line in lines
+            if not line.startswith(("bin/", "../../bin/", f"{dist_info}/direct_url.json,",
+                                    f"{dist_info}/uv_cache.json,"))))
     jobs = site / "jobs"
     shutil.copytree(ROOT / "jobs", jobs, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     init = jobs / "__init__.py"

@@ -73,6 +73,12 @@ def test_the_environment_holds_the_library_the_jobs_and_every_dependency(built):
         == {"INSTALLER", "METADATA", "RECORD", "REQUESTED", "WHEEL", "entry_points.txt",
             "top_level.txt"}
     assert {(m.mtime, m.uid, m.gid) for m in members.values()} == {(EPOCH, 0, 0)}
+    with tarfile.open(archive) as tar:  # nothing names the building machine's folders
+        metadata = [tar.extractfile(m).read().decode() for m in tar.getmembers()
+                    if m.isfile() and ".dist-info/" in m.name]
+    assert not [text for text in metadata if str(ROOT) in text or sys.prefix in text]
+    assert not [line for text in metadata for line in text.splitlines()
+                if line.startswith(("bin/", "../../bin/"))]
 
 
 def test_the_jars_are_those_emr_does_not_provide(built):
