@@ -85,8 +85,7 @@ def handle_export(args: argparse.Namespace) -> int:
     artefacts.check_built_for(deploy)
     forwarded = {job: forwarded_overrides(items) for job, items in overrides.items()}
     for job, config in configs.items():
-        check_secrets(config, forwarded[job], f"deploy.{'emr' if target == 'emr' else 'dataproc'}"
-                                              ".spark_conf")
+        check_secrets(config, forwarded[job], target)
     if args.target == "airflow":
         text = _airflow(pipeline, configs, deploy, artefacts, forwarded, args.env)
         default_out = Path(deploy.dist_dir) / "airflow" / f"{args.name}.py"

@@ -78,8 +78,7 @@ def handle(args: argparse.Namespace) -> int:
     artefacts = Artefacts.from_dist(config.deploy.dist_dir)
     artefacts.check_built_for(config.deploy)
     overrides = forwarded_overrides(args.overrides)
-    check_secrets(config, overrides, "deploy.dataproc.spark_conf" if target == "dataproc"
-                  else "deploy.emr.spark_conf")
+    check_secrets(config, overrides, target)
     job_args = job_arguments(args.job, args.env, date_from, date_to, overrides)
     if target == "emr":
         return submit_emr(args, config, artefacts, job_args)

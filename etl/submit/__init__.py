@@ -198,11 +198,18 @@ def _refuse(key: str) -> ConfigError:
         "gcp-sm://projects/P/secrets/S[/versions/V][#KEY]; see docs/deployment.md)", key=key)
 
 
-def check_secrets(config: JobConfig, overrides: Iterable[str], spark_conf_key: str) -> None:
+def target_spark_conf(deploy: DeploySettings, target: str) -> tuple[str, dict[str, str]]:
+    """``(key, settings)`` of the extra Spark settings of ``target`` (EMR's or Dataproc's)."""
+    if target == "dataproc":
+        return "deploy.dataproc.spark_conf", deploy.dataproc.spark_conf
+    return "deploy.emr.spark_conf", deploy.emr.spark_conf
+
+
+def check_secrets(config: JobConfig, overrides: Iterable[str], target: str) -> None:
     """Refuse to send a secret's value: every ``deploy.environment`` variable that is a secret
     (by its name, by its value, or because the job reads a secret from it) and every forwarded
-    ``--set`` of a secret key must be a reference; the target's Spark settings
-    (``spark_conf_key``) must hold none at all. Messages name the key, never the value."""
+    ``--set`` of a secret key must be a reference; the target's Spark settings must hold none at
+    all. Messages name the key, never the value."""
     deploy = config.deploy
     readers = secret_variables(config)
     for name, value in deploy.environment.items():
@@ -216,8 +223,7 @@ def check_secrets(config: JobConfig, overrides: Iterable[str], spark_conf_key: s
             continue
         if secrets.looks_secret_name(key.strip()) or secrets.looks_secret_value(value):
             raise _refuse(f"--set {key.strip()}")
-    section = deploy.emr.spark_conf if spark_conf_key.startswith("deploy.emr") \
-        else deploy.dataproc.spark_conf
+    spark_conf_key, section = target_spark_conf(deploy, target)
     for key, value in section.items():
         if secrets.looks_secret_name(key) or secrets.looks_secret_value(value) \
                 or secrets.is_reference(value):

@@ -11,17 +11,15 @@ the platform provides) and ``etl submit`` ships them the platform's way:
 * the jars of the bundle as ``--jars`` / ``spark.jars`` / Dataproc's ``jar_file_uris``; never
   ``--packages``: nothing is resolved from Maven when a job starts.
 
-========================  ==============================  ===========================  =========
-platform                  interpreter on the nodes        jars it provides             driver
-========================  ==============================  ===========================  =========
-``emr-7``                 ``/usr/bin/python3.11``          hadoop-aws (S3, its SDK)     YARN AM
-                          (the generated bootstrap action)
-``emr-serverless-7``      ``/usr/bin/python3.11``          hadoop-aws                   driverEnv
-                          (a custom image)
-``dataproc-2.2``          ``/opt/conda/default/bin/       hadoop-aws (not needed: the  YARN AM
-                          python3.11`` (the image's)      GCS connector is provided)
-``standalone``            the Python that built it        nothing: every jar shipped   client
-========================  ==============================  ===========================  =========
+* ``emr-7``: Python 3.11 at ``/usr/bin/python3.11`` (the bootstrap action ``make dist``
+  writes installs it); hadoop-aws and its AWS SDK are provided; the driver runs in the YARN
+  application master (cluster mode).
+* ``emr-serverless-7``: ``/usr/bin/python3.11`` from the application's custom image; the same
+  jars provided; the driver's environment is ``spark.emr-serverless.driverEnv.*``.
+* ``dataproc-2.2``: the image's ``/opt/conda/default/bin/python3.11``; hadoop-aws is left out
+  (the data is on ``gs://``, the GCS connector is on the image); cluster mode.
+* ``standalone``: the Python that built the artefacts; every jar is shipped; the driver runs
+  where ``spark-submit.sh --dist`` runs (client mode).
 
 Example::
 
