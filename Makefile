@@ -65,8 +65,12 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check etl jobs scripts tests
 	$(VENV)/bin/mypy etl
 
-dist: setup  ## cluster artefacts in dist/: wheel, deps.zip, conf.zip, jobs/ (scripts/build_dist.py)
-	$(PY) scripts/build_dist.py --out dist
+# The artefacts for deploy.platform of DIST_ENV's conf (prod: emr-7 unless ETL_PLATFORM says
+# otherwise), or for PLATFORM: make dist PLATFORM=standalone (docs/deployment.md).
+DIST_ENV ?= prod
+PLATFORM ?=
+dist: setup jars  ## cluster artefacts in dist/: packed Python environment, jar bundle, conf, driver
+	$(PY) scripts/build_dist.py --out dist --env $(DIST_ENV) $(if $(PLATFORM),--platform $(PLATFORM))
 
 $(VENV)/.bench-installed: setup.py $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]'

@@ -5,23 +5,26 @@
 #
 # options:
 #   --master URL        Spark master (default: local[2]); e.g. spark://127.0.0.1:7077, yarn
-#   --deploy-mode MODE  client (default) or cluster
-#   --packages          pass etl/jars.txt as --packages (the cluster resolves them from Maven)
-#                       instead of shipping the jars resolved in .jars/ with --jars
+#   --deploy-mode MODE  client (default) or cluster (source tree only)
+#   --dist DIR          run from the artefacts of `make dist PLATFORM=standalone` in DIR alone:
+#                       the packed Python environment is the driver's and the executors' Python,
+#                       the jar bundle goes on --jars, the conf and the driver come from DIR; it
+#                       needs Java and a Spark installation (SPARK_HOME), nothing else
+#   --packages          (source tree) pass etl/jars.txt as --packages (the cluster resolves them
+#                       from Maven) instead of shipping the jars resolved in .jars/ with --jars
 #   --conf K=V          extra Spark setting (repeatable)
-#   --dist DIR          submit the artefacts built by `make dist` in DIR (wheel, deps.zip,
-#                       conf.zip, jobs/) instead of building from this source tree; the Python
-#                       used needs only pyspark (ETL_PYTHON, default .venv/bin/python)
 #   --dry-run           print the spark-submit command and exit
 #
-# What is shipped: the built wheel (dist/etl-*.whl, built if missing) and the jobs/ package
-# (each job's transforms) on --py-files, the conf/ folder as an archive unpacked as ./conf next
-# to the driver and executors, a generated entrypoint running `etl run JOB`, and the JVM jars. The exit code is the job's (0, 1, 2 or 3; see README).
-# SPARK_SUBMIT names the spark-submit to use (default: next to the Python, else on PATH).
+# Without --dist it ships this source tree: the wheel built from it and the jobs/ folder (as a
+# zip) on --py-files, conf/ as an archive unpacked as ./conf, the jars, and the generic driver
+# (etl/__main__.py) run as `run JOB ...`; the Python is ETL_PYTHON (default .venv/bin/python).
+# With --dist the packed environment is unpacked once into ETL_DIST_CACHE (default
+# $XDG_CACHE_HOME/etl or ~/.cache/etl) for the driver; executors unpack their own copy.
+# SPARK_SUBMIT names the spark-submit to use (default: $SPARK_HOME/bin/spark-submit; without
+# --dist, next to the Python, else on PATH). The exit code is the job's (0, 1, 2 or 3).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-python="${ETL_PYTHON:-$here/.venv/bin/python}"
 master="local[2]"
 deploy_mode="client"
 use_packages=0
@@ -29,7 +32,8 @@ dry_run=0
 dist=""
 extra_conf=()
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "spark-submit.sh: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -37,7 +41,8 @@ while [[ $# -gt 0 ]]; do
     --deploy-mode) deploy_mode="$2"; shift 2 ;;
     --packages) use_packages=1; shift ;;
     --conf) extra_conf+=(--conf "$2"); shift 2 ;;
-    --dist) dist="$(cd "$2" && pwd)"; shift 2 ;;
+    --dist) [[ -d "$2" ]] || die "--dist $2: no such folder (run make dist)"
+            dist="$(cd "$2" && pwd)"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "spark-submit.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -46,83 +51,111 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $# -ge 1 ]] || { echo "spark-submit.sh: missing JOB" >&2; usage >&2; exit 2; }
 job="$1"; shift
-[[ -x "$python" ]] || { echo "spark-submit.sh: no Python at $python (run make setup)" >&2; exit 2; }
+[[ "$job" =~ ^[a-z][a-z0-9_]*$ ]] || die "job name '$job' must match ^[a-z][a-z0-9_]*\$"
 
-spark_submit="${SPARK_SUBMIT:-$(dirname "$python")/spark-submit}"
-[[ -x "$spark_submit" ]] || spark_submit="$(command -v spark-submit || true)"
-[[ -n "$spark_submit" ]] || { echo "spark-submit.sh: spark-submit not found" >&2; exit 2; }
+one() {  # one PATTERN WHAT: the single file or folder of the dist matching PATTERN
+  local found=()
+  shopt -s nullglob
+  found=($1)
+  shopt -u nullglob
+  [[ ${#found[@]} -eq 1 ]] || die "expected one $2 in $dist, found ${#found[@]} (run make dist)"
+  echo "${found[0]}"
+}
 
 if [[ -n "$dist" ]]; then
-  entry="$dist/jobs/$job.py"
-  shopt -s nullglob
-  wheels=("$dist"/etl-*-py3-none-any.whl)
-  shopt -u nullglob
-  [[ ${#wheels[@]} -eq 1 ]] || { echo "spark-submit.sh: expected one etl wheel in $dist (run make dist)" >&2; exit 2; }
-  wheel="${wheels[0]}"
-  py_files="$wheel,$dist/deps.zip"
-  conf_archive="$dist/conf.zip"
-  log4j="$dist/log4j2.properties"
-  for f in "$entry" "$dist/deps.zip" "$conf_archive"; do
-    [[ -f "$f" ]] || { echo "spark-submit.sh: $f missing (run make dist)" >&2; exit 2; }
-  done
-else
-  entry="$here/dist/entries/$job.py"
-  [[ -f "$here/conf/jobs/$job.yml" ]] || { echo "spark-submit.sh: no job '$job' (conf/jobs/$job.yml)" >&2; exit 2; }
-  if [[ $dry_run -eq 0 || ! -f "$entry" ]]; then
-    "$python" -c 'import sys; sys.path.insert(0, sys.argv[1] + "/scripts"); import build_dist, pathlib; build_dist.write_entries(pathlib.Path(sys.argv[1]) / "dist" / "entries")' "$here" >&2
+  [[ $use_packages -eq 0 ]] || die "--packages: artefacts of make dist never resolve from Maven"
+  [[ "$deploy_mode" == client ]] || die "--dist runs the driver here (--deploy-mode client)"
+  grep -q '"platform": "standalone"' "$dist/manifest.json" 2>/dev/null \
+    || die "$dist was not built for platform standalone (make dist PLATFORM=standalone)"
+  environment="$(one "$dist/etl-env-*.tar.gz" "packed environment etl-env-*.tar.gz")"
+  jar_folder="$(one "$dist/jars-*" "jar bundle jars-*/")"
+  conf_archive="$(one "$dist/conf-*.zip" "configuration conf-*.zip")"
+  main="$(one "$dist/main-*.py" "driver main-*.py")"
+  spark_submit="${SPARK_SUBMIT:-${SPARK_HOME:+$SPARK_HOME/bin/spark-submit}}"
+  [[ -n "$spark_submit" && -x "$spark_submit" ]] \
+    || die "set SPARK_HOME to a Spark installation (or SPARK_SUBMIT to its spark-submit)"
+  cache="${ETL_DIST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/etl}"
+  unpacked="$cache/$(basename "$environment" .tar.gz)"
+  driver_conf="$cache/$(basename "$conf_archive" .zip)"
+  if [[ $dry_run -eq 0 && ! -x "$unpacked/bin/python" ]]; then
+    mkdir -p "$cache"
+    work="$(mktemp -d "$cache/.unpack.XXXXXX")"
+    tar -xzf "$environment" -C "$work"
+    [[ -x "$work/bin/python" ]] || die "$environment does not run here: its bin/python links to $(readlink "$work/bin/python")"
+    mv -T "$work" "$unpacked" 2>/dev/null || rm -rf "$work"  # another run unpacked it first
   fi
-  log4j="$here/etl/log4j2.properties"
+  if [[ $dry_run -eq 0 && ! -f "$driver_conf/base.yml" ]]; then
+    work="$(mktemp -d "$cache/.unpack.XXXXXX")"
+    "$unpacked/bin/python" -m zipfile -e "$conf_archive" "$work"
+    mv -T "$work" "$driver_conf" 2>/dev/null || rm -rf "$work"
+  fi
+  jar_files=("$jar_folder"/*.jar)
+  if [[ "$master" == local* ]]; then  # the executors are the driver: its Python
+    python_conf=(--conf "spark.pyspark.python=$unpacked/bin/python")
+  else  # each executor unpacks the environment in its working directory
+    python_conf=(--archives "$environment#environment,$conf_archive#conf"
+                 --conf "spark.pyspark.python=./environment/bin/python")
+  fi
+  cmd=("$spark_submit" --master "$master" --deploy-mode client --name "etl-$job"
+       --jars "$(IFS=,; echo "${jar_files[*]}")" "${python_conf[@]}"
+       --conf "spark.pyspark.driver.python=$unpacked/bin/python"
+       --conf "spark.executorEnv.SPARK_VERSION=3.5"
+       --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$dist/log4j2.properties"
+       "${extra_conf[@]}" "$main" --conf-dir "$driver_conf" run "$job" "$@")
+else
+  python="${ETL_PYTHON:-$here/.venv/bin/python}"
+  [[ -x "$python" ]] || die "no Python at $python (run make setup)"
+  spark_submit="${SPARK_SUBMIT:-$(dirname "$python")/spark-submit}"
+  [[ -x "$spark_submit" ]] || spark_submit="$(command -v spark-submit || true)"
+  [[ -n "$spark_submit" ]] || die "spark-submit not found"
+  build="$here/build/spark-submit"
   version="$("$python" -c 'import etl; print(etl.__version__)')"
-  wheel="$here/dist/etl-$version-py3-none-any.whl"
-  if [[ ! -f "$wheel" || $dry_run -eq 0 ]]; then
-    mkdir -p "$here/dist"
-    "$python" -m pip wheel -q --no-deps --no-build-isolation -w "$here/dist" "$here" >&2
+  wheel="$build/etl-$version-py3-none-any.whl"
+  if [[ $dry_run -eq 0 || ! -f "$wheel" ]]; then
+    mkdir -p "$build"
+    rm -f "$build"/etl-*.whl
+    "$python" -m pip wheel -q --no-deps --no-build-isolation -w "$build" "$here" >&2
+    # the jobs package (jobs/, an __init__.py added if it has none: zipimport needs one)
+    "$python" - "$here/jobs" "$build/jobs.zip" <<'EOF'
+import sys, zipfile
+from pathlib import Path
+source, target = Path(sys.argv[1]), sys.argv[2]
+with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+    names = set()
+    for path in sorted(source.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            names.add(name := f"jobs/{path.relative_to(source)}")
+            archive.write(path, name)
+    if "jobs/__init__.py" not in names:
+        archive.writestr("jobs/__init__.py", "")
+EOF
+    (cd "$here/conf" && rm -f "$build/conf.zip" && "$python" -m zipfile -c "$build/conf.zip" . >&2)
+    cp "$here/etl/__main__.py" "$build/main.py"
   fi
-  jobs_archive="$here/dist/jobs.zip"
-  if [[ $dry_run -eq 0 || ! -f "$jobs_archive" ]]; then
-    (cd "$here" && rm -f "$jobs_archive" && "$python" -m zipfile -c "$jobs_archive" jobs >&2)
+  if [[ $use_packages -eq 1 ]]; then
+    jars=(--packages "$("$python" "$here/scripts/resolve_jars.py" --packages)")
+  else
+    shopt -s nullglob
+    local_jars=("$here"/.jars/*.jar)
+    shopt -u nullglob
+    [[ ${#local_jars[@]} -gt 0 ]] || die "no jars in .jars/ (run make jars)"
+    jars=(--jars "$(IFS=,; echo "${local_jars[*]}")")
   fi
-  py_files="$wheel,$jobs_archive"
-  conf_archive="$here/dist/conf.zip"
-  if [[ $dry_run -eq 0 || ! -f "$conf_archive" ]]; then
-    (cd "$here/conf" && rm -f "$conf_archive" && "$python" -m zipfile -c "$conf_archive" . >&2)
-  fi
+  export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$python}"
+  export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$python}"
+  export ETL_CONF_DIR="${ETL_CONF_DIR:-$here/conf}"
+  cmd=("$spark_submit" --master "$master" --deploy-mode "$deploy_mode" --name "etl-$job"
+       "${jars[@]}" --py-files "$wheel,$build/jobs.zip" --archives "$build/conf.zip#conf"
+       --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$here/etl/log4j2.properties"
+       --conf "spark.executorEnv.SPARK_VERSION=3.5"
+       --conf "spark.yarn.appMasterEnv.SPARK_VERSION=3.5"
+       "${extra_conf[@]}" "$build/main.py" run "$job" "$@")
 fi
-[[ -f "$entry" ]] || { echo "spark-submit.sh: no entrypoint $entry for job '$job'" >&2; exit 2; }
-
-if [[ $use_packages -eq 1 && -n "$dist" ]]; then
-  jars=(--packages "$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$dist/jars.txt" | paste -sd, -)")
-elif [[ $use_packages -eq 1 ]]; then
-  jars=(--packages "$("$python" "$here/scripts/resolve_jars.py" --packages)")
-else
-  shopt -s nullglob
-  local_jars=("$here"/.jars/*.jar)
-  [[ ${#local_jars[@]} -gt 0 ]] || { echo "spark-submit.sh: no jars in .jars/ (run make jars)" >&2; exit 2; }
-  jars=(--jars "$(IFS=,; echo "${local_jars[*]}")")
-fi
-
-cmd=("$spark_submit" --master "$master" --deploy-mode "$deploy_mode" --name "etl-$job"
-     "${jars[@]}" --py-files "$py_files" --archives "$conf_archive#conf"
-     --conf "spark.driver.extraJavaOptions=-Dlog4j2.configurationFile=file:$log4j"
-     --conf "spark.executorEnv.SPARK_VERSION=3.5"
-     --conf "spark.yarn.appMasterEnv.SPARK_VERSION=3.5"
-     "${extra_conf[@]}" "$entry" "$@")
 
 if [[ $dry_run -eq 1 ]]; then
   printf '%q ' "${cmd[@]}"; echo
   exit 0
 fi
 if [[ "$master" == local* || "$master" == *://127.0.0.1:* ]]; then export SPARK_LOCAL_IP=127.0.0.1; fi
-export SPARK_VERSION=3.5 PYSPARK_PYTHON="${PYSPARK_PYTHON:-$python}"
-export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$python}"
-# client mode: the driver runs here, where the archive is not unpacked; point it at conf/
-if [[ -n "$dist" && -z "${ETL_CONF_DIR:-}" ]]; then
-  driver_conf="$(mktemp -d)"
-  trap 'rm -rf "$driver_conf"' EXIT
-  "$python" -m zipfile -e "$conf_archive" "$driver_conf"
-  export ETL_CONF_DIR="$driver_conf"
-  "${cmd[@]}"  # not exec: the trap removes the unpacked conf afterwards
-else
-  export ETL_CONF_DIR="${ETL_CONF_DIR:-$here/conf}"
-  exec "${cmd[@]}"
-fi
+export SPARK_VERSION=3.5
+exec "${cmd[@]}"

@@ -87,3 +87,8 @@ class WriteConflictError(WriteError):
 class ApiError(SourceError):
     """A REST API answered with an error, or kept failing after the bounded retries; the message
     names the source, the request (method and URL) and the last status or failure."""
+
+
+class SecretError(EtlError):
+    """A referenced secret (`etl.secrets`) could not be read; the message names the reference,
+    never a value."""

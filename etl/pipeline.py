@@ -50,6 +50,7 @@ from etl.config import (
     load_job_config,
     read_yaml,
 )
+from etl.config.names import check_pipeline_name
 from etl.errors import ConfigError, EtlError, QualityGateError
 from etl.logs import get_logger
 
@@ -146,6 +147,7 @@ def list_pipelines(directory: str | os.PathLike[str] | None = None) -> list[str]
 def load_pipeline(name: str, directory: str | os.PathLike[str] | None = None) -> PipelineConfig:
     """Read and validate ``conf/pipelines/<name>.yml``: known jobs, known dependencies, no
     cycle, a cron schedule of five fields (or a preset such as ``@daily``), an ISO start date."""
+    check_pipeline_name(name)
     root = conf_dir(directory)
     path = root / "pipelines" / f"{name}.yml"
     if not path.exists():
@@ -304,12 +306,13 @@ def run_pipeline(
     outcome says ``failed``); configuration errors are raised before anything runs."""
     from etl.context import new_run_id
     from etl.runner import resolve_entrypoint, run_job
+    from etl.secrets import resolve_overrides
     from etl.session import get_spark
 
     order = pipeline.order()
     configs = {
         job: load_job_config(job, env=env, directory=directory,
-                             overrides=[*overrides, *pipeline.jobs[job].set])
+                             overrides=resolve_overrides([*overrides, *pipeline.jobs[job].set]))
         for job in order
     }
     for config in configs.values():

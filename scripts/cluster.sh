@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# A Spark standalone cluster on 127.0.0.1 (one master, one worker) from the pip pyspark install.
+# A Spark standalone cluster on 127.0.0.1 (one master, N workers) from a Spark installation.
 #
 # Usage: scripts/cluster.sh {start|stop|status|url}
 #
-#   start   start the master and the worker in the background, wait until the worker has
+#   start   start the master and the workers in the background, wait until every worker has
 #           registered; idempotent
-#   stop    stop both (no-op when not running)
-#   status  exit 0 if both are running
+#   stop    stop them (no-op when not running)
+#   status  exit 0 if the master and the workers are running
 #   url     print the master URL (spark://127.0.0.1:PORT)
 #
 # Environment:
-#   ETL_PYTHON               Python with pyspark (default: .venv/bin/python)
+#   SPARK_HOME               the Spark installation (default: the pyspark install of ETL_PYTHON)
+#   ETL_PYTHON               Python with pyspark, used only to find it (default: .venv/bin/python)
 #   ETL_SERVICES_DIR         state dir (default: $PWD/.services); pid files and logs in <it>/spark/
 #   ETL_SPARK_MASTER_PORT    master port (default 7077); ETL_SPARK_MASTER_UI_PORT (default 8080)
-#   ETL_SPARK_WORKER_UI_PORT worker UI port (default 8081)
-#   ETL_SPARK_WORKER_CORES   cores offered by the worker (default 1)
-#   ETL_SPARK_WORKER_MEMORY  memory offered by the worker (default 1g)
+#   ETL_SPARK_WORKERS        number of workers (default 1): worker-1, worker-2...
+#   ETL_SPARK_WORKER_UI_PORT UI port of worker-1, the next ones follow (default 8081; 0: any)
+#   ETL_SPARK_WORKER_CORES   cores offered by each worker (default 1)
+#   ETL_SPARK_WORKER_MEMORY  memory offered by each worker (default 1g)
 #   ETL_SPARK_START_TIMEOUT  seconds to wait for start-up (default 60)
 #
-# The pip pyspark has no sbin/start-master.sh, so the daemons run as `spark-class` processes
-# with pid files. Everything binds to 127.0.0.1.
+# The daemons run with this script's environment (PATH, HOME, credentials), as a cluster's
+# nodes would with theirs. The pip pyspark has no sbin/start-master.sh, so they run as
+# `spark-class` processes with pid files. Everything binds to 127.0.0.1.
 set -euo pipefail
 
 log() { printf 'cluster.sh: %s\n' "$*" >&2; }
@@ -31,19 +34,28 @@ state="$services/spark"
 master_port=${ETL_SPARK_MASTER_PORT:-7077}
 master_ui=${ETL_SPARK_MASTER_UI_PORT:-8080}
 worker_ui=${ETL_SPARK_WORKER_UI_PORT:-8081}
+workers=${ETL_SPARK_WORKERS:-1}
 cores=${ETL_SPARK_WORKER_CORES:-1}
 memory=${ETL_SPARK_WORKER_MEMORY:-1g}
 timeout=${ETL_SPARK_START_TIMEOUT:-60}
 url="spark://127.0.0.1:$master_port"
 
-spark_home() { "$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'; }
+spark_home() {
+  if [[ -n ${SPARK_HOME:-} ]]; then
+    [[ -x $SPARK_HOME/bin/spark-class ]] || die "no bin/spark-class in SPARK_HOME=$SPARK_HOME"
+    echo "$SPARK_HOME"
+  else
+    [[ -x $python ]] || die "no Python at $python (set ETL_PYTHON or SPARK_HOME)"
+    "$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'
+  fi
+}
 
-pid_of() {  # pid of a running daemon from its pid file
+pid_of() {  # pid_of NAME: pid of a running daemon (master, worker-N) from its pid file
   local file="$state/$1.pid" pid
   [[ -s $file ]] || return 1
   pid=$(<"$file")
   [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "org.apache.spark.deploy.$1" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "org.apache.spark.deploy.${1%%-*}" || return 1
   echo "$pid"
 }
 
@@ -63,9 +75,8 @@ wait_for() {  # wait_for FILE PATTERN WHAT
 }
 
 start() {
-  [[ -x $python ]] || die "no Python at $python (set ETL_PYTHON)"
   SPARK_HOME=$(spark_home); export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_NO_DAEMONIZE=1
-  mkdir -p "$state/work"
+  mkdir -p "$state"
   if pid_of master >/dev/null; then
     log "master already running"
   else
@@ -74,15 +85,23 @@ start() {
       --webui-port "$master_ui"
     wait_for "$state/master.log" "I have been elected leader" "master"
   fi
-  if pid_of worker >/dev/null; then
-    log "worker already running"
-  else
-    : >"$state/worker.log"
-    launch worker org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
-      --memory "$memory" --webui-port "$worker_ui" --work-dir "$state/work" "$url"
-    wait_for "$state/worker.log" "Successfully registered with master" "worker"
-  fi
-  log "ready: $url (logs in $state)"
+  local i name
+  for ((i = 1; i <= workers; i++)); do
+    name="worker-$i"
+    if pid_of "$name" >/dev/null; then
+      log "$name already running"
+      continue
+    fi
+    mkdir -p "$state/$name"
+    : >"$state/$name.log"
+    launch "$name" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
+      --memory "$memory" --webui-port "$((worker_ui > 0 ? worker_ui + i - 1 : 0))" \
+      --work-dir "$state/$name" "$url"
+  done
+  for ((i = 1; i <= workers; i++)); do
+    wait_for "$state/worker-$i.log" "Successfully registered with master" "worker-$i"
+  done
+  log "ready: $url with $workers worker(s) (logs in $state)"
 }
 
 stop_one() {
@@ -98,10 +117,28 @@ stop_one() {
   log "stopped $1 (pid $pid)"
 }
 
+stop_all() {
+  local file
+  shopt -s nullglob
+  for file in "$state"/worker-*.pid; do
+    stop_one "$(basename "$file" .pid)"
+  done
+  shopt -u nullglob
+  stop_one master
+}
+
+running() {
+  local i
+  pid_of master >/dev/null || return 1
+  for ((i = 1; i <= workers; i++)); do
+    pid_of "worker-$i" >/dev/null || return 1
+  done
+}
+
 case ${1:-} in
   start) start ;;
-  stop) stop_one worker; stop_one master ;;
-  status) pid_of master >/dev/null && pid_of worker >/dev/null && echo "running: $url" ;;
+  stop) stop_all ;;
+  status) running && echo "running: $url" ;;
   url) echo "$url" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -120,6 +120,32 @@ def resolve(dest: Path) -> list[Path]:
     return sorted(dest.glob("*.jar"))
 
 
+_LISTED = re.compile(r"^\s*(?P<group>[^:\s]+):(?P<artifact>[^:]+):(?P<type>[^:]+):"
+                    r"(?:(?P<classifier>[^:]+):)?(?P<version>[^:]+):(?P<scope>[a-z]+)")
+
+
+def jar_names(coords: list[str]) -> set[str]:
+    """The file names of the jars ``coords`` resolve to (transitively, Spark and Scala excluded),
+    from Maven's cache (`make jars` filled it): what a subset of etl/jars.txt needs."""
+    with tempfile.TemporaryDirectory() as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(pom_for(coords))
+        listing = Path(work) / "list.txt"
+        cmd = ["mvn", "-B", "-q", "-f", str(pom), "dependency:list", "-DincludeScope=runtime",
+               f"-DoutputFile={listing}"]
+        result = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.stderr.write(result.stdout + result.stderr)
+            raise SystemExit(f"maven could not list the dependencies of {', '.join(coords)}")
+        names = set()
+        for line in listing.read_text().splitlines():
+            match = _LISTED.match(line)
+            if match and match["type"] == "jar":
+                classifier = f"-{match['classifier']}" if match["classifier"] else ""
+                names.add(f"{match['artifact']}-{match['version']}{classifier}.jar")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", default=str(ROOT / ".jars"), help="folder for the jars")

@@ -10,7 +10,7 @@ from typing import Any
 
 from etl.commands.run import parse_date
 from etl.commands.submit import add_conf_options
-from etl.errors import EXIT_FAILURE, EXIT_OK, ConfigError
+from etl.errors import EXIT_FAILURE, EXIT_OK, ConfigError, SecretError, exit_code
 
 EXPORT_TARGETS = ("airflow", "dataproc-workflow")
 
@@ -48,14 +48,19 @@ def register(commands: Any) -> None:
 
 
 def handle_run(args: argparse.Namespace) -> int:
-    from etl import logs
+    from etl import logs, secrets
     from etl.pipeline import ALREADY_SUCCEEDED, SUCCEEDED, load_pipeline, run_pipeline
     from etl.runlog import format_table
 
     pipeline = load_pipeline(args.name, args.conf_dir)
     logs.configure()
-    outcomes = run_pipeline(pipeline, args.date, env=args.env, overrides=args.overrides,
-                            directory=args.conf_dir, force=args.force)
+    try:  # secret references, here where the jobs run (etl.secrets)
+        secrets.resolve_environment()
+        outcomes = run_pipeline(pipeline, args.date, env=args.env, overrides=args.overrides,
+                                directory=args.conf_dir, force=args.force)
+    except SecretError as exc:
+        print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exit_code(exc)
     print(format_table(["job", "status", "attempts", "run ids", "error"],
                        [(o.job, o.status, o.attempts, " ".join(o.run_ids), o.error or "")
                         for o in outcomes]))
@@ -64,29 +69,35 @@ def handle_run(args: argparse.Namespace) -> int:
 
 
 def handle_export(args: argparse.Namespace) -> int:
-    import etl
     from etl.config import load_job_config
     from etl.pipeline import load_pipeline
-    from etl.submit import job_arguments, remote_uris
+    from etl.submit import Artefacts, check_secrets, forwarded_overrides, platforms
 
     pipeline = load_pipeline(args.name, args.conf_dir)
+    overrides = {job: [*args.overrides, *pipeline.jobs[job].set] for job in pipeline.order()}
     configs = {job: load_job_config(job, env=args.env, directory=args.conf_dir,
-                                    overrides=[*args.overrides, *pipeline.jobs[job].set])
+                                    overrides=overrides[job])
                for job in pipeline.order()}
     deploy = configs[pipeline.order()[0]].deploy
-    job_args = job_arguments(args.env, None, None, logical_date="{{ ds }}")
+    target = pipeline.pipeline.target if args.target == "airflow" else "dataproc"
+    platforms.for_target(deploy, target)
+    artefacts = Artefacts.from_dist(deploy.dist_dir)
+    artefacts.check_built_for(deploy)
+    forwarded = {job: forwarded_overrides(items) for job, items in overrides.items()}
+    for job, config in configs.items():
+        check_secrets(config, forwarded[job], target)
     if args.target == "airflow":
-        text = _airflow(pipeline, configs, deploy, job_args, etl.__version__)
+        text = _airflow(pipeline, configs, deploy, artefacts, forwarded, args.env)
         default_out = Path(deploy.dist_dir) / "airflow" / f"{args.name}.py"
     else:
-        from etl.submit import dataproc
+        from etl.submit import dataproc, job_arguments
 
         steps = []
         for job, config in configs.items():
-            uris = remote_uris(_base(config.deploy.dataproc.artifacts_uri, "dataproc"),
-                               etl.__version__, job)
-            steps.append((job, pipeline.jobs[job].depends_on, uris,
-                          job_arguments(args.env, None, None, logical_date=dataproc.LOGICAL_DATE)))
+            remote = artefacts.remote(_base(config.deploy.dataproc.artifacts_uri, "dataproc"))
+            steps.append((job, pipeline.jobs[job].depends_on, remote,
+                          job_arguments(job, args.env, None, None, forwarded[job],
+                                        logical_date=dataproc.LOGICAL_DATE)))
         template = dataproc.workflow_template(args.name, steps, deploy)
         text = dataproc.to_json(template) + "\n"
         default_out = Path(deploy.dist_dir) / "dataproc" / f"{args.name}.json"
@@ -106,25 +117,27 @@ def _base(uri: str, target: str) -> str:
     return uri
 
 
-def _airflow(pipeline: Any, configs: dict[str, Any], deploy: Any, job_args: list[str],
-             version: str) -> str:
-    from etl.submit import airflow, remote_uris
+def _airflow(pipeline: Any, configs: dict[str, Any], deploy: Any, artefacts: Any,
+             overrides: dict[str, list[str]], env: str) -> str:
+    from etl.submit import airflow, job_arguments
 
     requests: dict[str, Any] = {}
     for job, config in configs.items():
+        job_args = job_arguments(job, env, None, None, overrides[job],
+                                 logical_date=airflow.LOGICAL_DATE_TOKEN)
         if pipeline.pipeline.target == "emr":
             from etl.submit import emr
 
-            uris = remote_uris(_base(config.deploy.emr.artifacts_uri, "emr"), version, job)
-            command = emr.spark_submit_command(job, uris, job_args, config.deploy)
+            remote = artefacts.remote(_base(config.deploy.emr.artifacts_uri, "emr"))
+            command = emr.spark_submit_command(job, remote, job_args, config.deploy)
             step = emr.step_request(deploy.emr.cluster_id, job, command,
-                                    config.deploy.emr.action_on_failure, label="{{ ds }}")
+                                    config.deploy.emr.action_on_failure,
+                                    label=airflow.LOGICAL_DATE_TOKEN)
             requests[job] = step["Steps"][0]
         else:
             from etl.submit import dataproc
 
-            uris = remote_uris(_base(config.deploy.dataproc.artifacts_uri, "dataproc"), version,
-                               job)
-            request = dataproc.submit_job_request(job, uris, job_args, config.deploy)
+            remote = artefacts.remote(_base(config.deploy.dataproc.artifacts_uri, "dataproc"))
+            request = dataproc.submit_job_request(job, remote, job_args, config.deploy)
             requests[job] = json.loads(dataproc.to_json(request.job, proto_names=True))
     return airflow.render_dag(pipeline, requests, deploy)

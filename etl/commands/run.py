@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from etl.commands import add_env_option
-from etl.errors import EXIT_OK, ConfigError, EtlError, exit_code
+from etl.errors import EXIT_OK, ConfigError, EtlError, SecretError, exit_code
 
 
 def parse_date(text: str) -> dt.date:
@@ -43,13 +43,15 @@ def register(commands: Any) -> None:
     )
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a configuration value, e.g. --set spark.shuffle_partitions=8 (repeatable)",
+        help="override a configuration value, e.g. --set spark.shuffle_partitions=8 (repeatable); "
+        "a value aws-sm://ID[#KEY] or gcp-sm://projects/P/secrets/S[#KEY] is read from that "
+        "secrets manager here",
     )
     run.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from etl import logs
+    from etl import logs, secrets
     from etl.config import load_job_config
     from etl.runner import check_dates, check_from_staging, resolve_entrypoint
 
@@ -58,8 +60,14 @@ def handle(args: argparse.Namespace) -> int:
     date_from = args.date or args.date_from
     date_to = args.date or args.date_to
     check_dates(date_from, date_to)
+    try:  # secret references (etl.secrets), here where the job runs
+        overrides = secrets.resolve_overrides(args.overrides)
+        secrets.resolve_environment()
+    except SecretError as exc:
+        print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exit_code(exc)
     config = load_job_config(
-        args.job, env=args.env, overrides=args.overrides, directory=args.conf_dir
+        args.job, env=args.env, overrides=overrides, directory=args.conf_dir
     )
     resolve_entrypoint(config)
     check_from_staging(config, args.from_staging, date_from is not None)

@@ -1,5 +1,6 @@
-"""``etl submit JOB --target emr|emr-serverless|dataproc``: run a job on a managed cluster with
-the artefacts of ``make dist``."""
+"""``etl submit JOB [--target emr|emr-serverless|dataproc]``: run a job on a managed cluster
+with the artefacts of ``make dist``, shipped the way ``deploy.platform`` says
+(docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ def add_conf_options(parser: argparse.ArgumentParser, default_env: str) -> None:
 def register(commands: Any) -> None:
     submit = commands.add_parser(
         "submit", help="run a job on EMR, EMR Serverless or Dataproc",
-        description="Upload the artefacts of `make dist` and run JOB on a managed cluster: an "
-        "EMR step (command-runner.jar spark-submit), an EMR Serverless job run, or a Dataproc "
-        "PySpark job. --dry-run prints the requests instead. Settings: deploy.* in conf.")
+        description="Upload the artefacts of `make dist` (content-hashed names: what is there "
+        "already is not uploaded again) and run JOB on a managed cluster: an EMR step "
+        "(command-runner.jar spark-submit), an EMR Serverless job run, or a Dataproc PySpark job, "
+        "by deploy.platform. --set overrides reach the run on the cluster (except deploy.*, "
+        "which are for the submission). --dry-run prints the requests instead. Settings: "
+        "deploy.* in conf; see docs/deployment.md.")
     submit.add_argument("job", help="job name (a file conf/jobs/JOB.yml)")
-    submit.add_argument("--target", choices=TARGETS, required=True)
+    submit.add_argument("--target", choices=TARGETS,
+                        help="where to run (default: the target of deploy.platform)")
     submit.add_argument("--cluster-id", help="EMR cluster (j-...)")
     submit.add_argument("--application-id", help="EMR Serverless application")
     submit.add_argument("--cluster", help="Dataproc cluster name (default: deploy.dataproc.cluster)")
@@ -64,16 +69,20 @@ def dates(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def handle(args: argparse.Namespace) -> int:
     from etl.config import load_job_config
-    from etl.submit import Artefacts, job_arguments
+    from etl.submit import Artefacts, check_secrets, forwarded_overrides, job_arguments, platforms
 
     date_from, date_to = dates(args)
     config = load_job_config(args.job, env=args.env, overrides=args.overrides,
                              directory=args.conf_dir)
-    artefacts = Artefacts.from_dist(config.deploy.dist_dir, args.job)
-    job_args = job_arguments(args.env, date_from, date_to)
-    if args.target == "emr":
+    target = platforms.for_target(config.deploy, args.target).target
+    artefacts = Artefacts.from_dist(config.deploy.dist_dir)
+    artefacts.check_built_for(config.deploy)
+    overrides = forwarded_overrides(args.overrides)
+    check_secrets(config, overrides, target)
+    job_args = job_arguments(args.job, args.env, date_from, date_to, overrides)
+    if target == "emr":
         return submit_emr(args, config, artefacts, job_args)
-    if args.target == "emr-serverless":
+    if target == "emr-serverless":
         return submit_emr_serverless(args, config, artefacts, job_args)
     return submit_dataproc(args, config, artefacts, job_args)
 
@@ -84,29 +93,38 @@ def _required(value: str | None, option: str, target: str) -> str:
     return value
 
 
-def _uploads(artefacts: Any, uris: dict[str, str]) -> list[dict[str, str]]:
-    return [{"file": str(path), "uri": uris[name]} for name, path in artefacts.local().items()]
+def _artifacts_uri(uri: str, key: str, scheme: str) -> str:
+    if not uri:
+        raise ConfigError(f"where to upload the artefacts ({scheme}://bucket/prefix)", key=key)
+    if not uri.startswith(f"{scheme}://"):
+        raise ConfigError(f"expected a {scheme}://bucket/prefix URI, got {uri!r}", key=key)
+    return uri
+
+
+def _uploaded(uploaded: list[str], artefacts: Any, base: str) -> None:
+    total = len(artefacts.files())
+    print(f"uploaded {len(uploaded)} of {total} artefacts to {base.rstrip('/')}/ "
+          f"({total - len(uploaded)} already there)")
+    if artefacts.bootstrap:
+        print(f"bootstrap action: {artefacts.remote(base).bootstrap}")
 
 
 def submit_emr(args: argparse.Namespace, config: Any, artefacts: Any, job_args: list[str]) -> int:
     from etl.submit import emr
 
-    cluster_id = _required(args.cluster_id, "--cluster-id", "emr")
     settings = config.deploy.emr
-    if not settings.artifacts_uri:
-        raise ConfigError("where to upload the artefacts (s3://bucket/prefix)",
-                          key="deploy.emr.artifacts_uri")
-    uris = artefacts.remote(settings.artifacts_uri)
-    command = emr.spark_submit_command(args.job, uris, job_args, config.deploy)
+    base = _artifacts_uri(settings.artifacts_uri, "deploy.emr.artifacts_uri", "s3")
+    if args.upload_only and not args.dry_run:
+        _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
+        return EXIT_OK
+    cluster_id = _required(args.cluster_id, "--cluster-id", "emr")
+    command = emr.spark_submit_command(args.job, artefacts.remote(base), job_args, config.deploy)
     request = emr.step_request(cluster_id, args.job, command, settings.action_on_failure)
     if args.dry_run:
-        print(json.dumps({"upload": _uploads(artefacts, uris), "add_job_flow_steps": request},
+        print(json.dumps({"upload": artefacts.uploads(base), "add_job_flow_steps": request},
                          indent=2))
         return EXIT_OK
-    emr.upload(emr.aws_client("s3", settings), artefacts, settings.artifacts_uri)
-    if args.upload_only:
-        print(f"uploaded the artefacts to {settings.artifacts_uri.rstrip('/')}/{artefacts.version}/")
-        return EXIT_OK
+    _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
     client = emr.aws_client("emr", settings)
     step_id = emr.add_step(client, request)
     print(f"added step {step_id} to {cluster_id}")
@@ -128,18 +146,18 @@ def submit_emr_serverless(args: argparse.Namespace, config: Any, artefacts: Any,
                           job_args: list[str]) -> int:
     from etl.submit import emr, emr_serverless
 
-    application_id = _required(args.application_id, "--application-id", "emr-serverless")
     settings = config.deploy.emr
-    if not settings.artifacts_uri:
-        raise ConfigError("where to upload the artefacts (s3://bucket/prefix)",
-                          key="deploy.emr.artifacts_uri")
-    uris = artefacts.remote(settings.artifacts_uri)
-    request = emr_serverless.job_run_request(application_id, args.job, uris, job_args,
-                                             config.deploy)
-    if args.dry_run:
-        print(json.dumps({"upload": _uploads(artefacts, uris), "start_job_run": request}, indent=2))
+    base = _artifacts_uri(settings.artifacts_uri, "deploy.emr.artifacts_uri", "s3")
+    if args.upload_only and not args.dry_run:
+        _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
         return EXIT_OK
-    emr.upload(emr.aws_client("s3", settings), artefacts, settings.artifacts_uri)
+    application_id = _required(args.application_id, "--application-id", "emr-serverless")
+    request = emr_serverless.job_run_request(application_id, args.job, artefacts.remote(base),
+                                             job_args, config.deploy)
+    if args.dry_run:
+        print(json.dumps({"upload": artefacts.uploads(base), "start_job_run": request}, indent=2))
+        return EXIT_OK
+    _uploaded(emr.upload(emr.aws_client("s3", settings), artefacts, base), artefacts, base)
     client = emr.aws_client("emr-serverless", settings)
     run_id = client.start_job_run(**request)["jobRunId"]
     print(f"started job run {run_id} on {application_id}")
@@ -156,34 +174,42 @@ def submit_emr_serverless(args: argparse.Namespace, config: Any, artefacts: Any,
     return EXIT_OK if run["state"] == "SUCCESS" else EXIT_FAILURE
 
 
-def submit_dataproc(args: argparse.Namespace, config: Any, artefacts: Any,
-                    job_args: list[str]) -> int:
-    from etl.submit import dataproc, split_uri
+def _upload_gcs(artefacts: Any, base: str, project: str | None) -> None:
+    from etl.submit import split_uri
 
-    settings = config.deploy.dataproc
-    if not settings.artifacts_uri:
-        raise ConfigError("where to upload the artefacts (gs://bucket/prefix)",
-                          key="deploy.dataproc.artifacts_uri")
-    uris = artefacts.remote(settings.artifacts_uri)
-    request = dataproc.submit_job_request(args.job, uris, job_args, config.deploy,
-                                          cluster=args.cluster or "", region=args.region or "",
-                                          project=args.project or "")
-    if args.dry_run:
-        print(json.dumps({"upload": _uploads(artefacts, uris),
-                          "submit_job": json.loads(dataproc.to_json(request))}, indent=2))
-        return EXIT_OK
     try:
         from google.cloud import storage  # type: ignore[attr-defined]
     except ImportError as exc:
         raise ConfigError("uploading to gs:// needs google-cloud-storage: pip install "
                           "google-cloud-storage (or copy the files listed by --dry-run)") from exc
-    gcs = storage.Client(project=request.project_id)
-    for name, path in artefacts.local().items():
-        bucket, key = split_uri(uris[name], "gs")
-        gcs.bucket(bucket).blob(key).upload_from_filename(str(path))
-    if args.upload_only:
-        print(f"uploaded the artefacts to {settings.artifacts_uri.rstrip('/')}/{artefacts.version}/")
+    gcs = storage.Client(project=project)
+    uploaded = []
+    for item in artefacts.uploads(base):
+        bucket, key = split_uri(item["uri"], "gs")
+        blob = gcs.bucket(bucket).blob(key)
+        if not blob.exists():
+            blob.upload_from_filename(item["file"])
+            uploaded.append(item["uri"])
+    _uploaded(uploaded, artefacts, base)
+
+
+def submit_dataproc(args: argparse.Namespace, config: Any, artefacts: Any,
+                    job_args: list[str]) -> int:
+    from etl.submit import dataproc
+
+    settings = config.deploy.dataproc
+    base = _artifacts_uri(settings.artifacts_uri, "deploy.dataproc.artifacts_uri", "gs")
+    if args.upload_only and not args.dry_run:
+        _upload_gcs(artefacts, base, args.project or settings.project or None)
         return EXIT_OK
+    request = dataproc.submit_job_request(args.job, artefacts.remote(base), job_args,
+                                          config.deploy, cluster=args.cluster or "",
+                                          region=args.region or "", project=args.project or "")
+    if args.dry_run:
+        print(json.dumps({"upload": artefacts.uploads(base),
+                          "submit_job": json.loads(dataproc.to_json(request))}, indent=2))
+        return EXIT_OK
+    _upload_gcs(artefacts, base, request.project_id)
     client = dataproc.dataproc().JobControllerClient(
         client_options=dataproc.endpoint(request.region))
     operation = client.submit_job_as_operation(request=request)

@@ -29,6 +29,7 @@ import yaml
 
 from etl.config.checks import check_job, origin_of, with_bronze_modes
 from etl.config.model import JobConfig, Settings
+from etl.config.names import check_env, check_target_names
 from etl.errors import ConfigError
 
 DEFAULT_ENV = "local"
@@ -68,6 +69,7 @@ def load_job_config(
     root = conf_dir(directory)
     if not _JOB_NAME.match(job):
         raise ConfigError(f"job name {job!r} must match {_JOB_NAME.pattern}")
+    check_env(env)
     job_file = root / "jobs" / f"{job}.yml"
     if not job_file.exists():
         known = ", ".join(list_jobs(root)) if (root / "jobs").is_dir() else "none"
@@ -91,6 +93,7 @@ def load_job_config(
         )
     config = with_bronze_modes(config, origin, str(job_file))
     check_job(config, origin, str(job_file))
+    check_target_names(config, origin, str(job_file))
     return config
 
 
@@ -119,6 +122,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read base.yml and the ``env`` overlay (no job), e.g. to find the warehouse."""
+    check_env(env)
     root = conf_dir(directory)
     env_file = root / f"{env}.yml"
     if not env_file.exists():

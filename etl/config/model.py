@@ -240,6 +240,21 @@ class DeploySettings:
     environment: dict[str, str] = field(default_factory=dict)
     emr: EmrSettings = field(default_factory=EmrSettings)
     dataproc: DataprocSettings = field(default_factory=DataprocSettings)
+    #: The cluster the artefacts are built for (``make dist``) and submitted to; it decides what
+    #: is shipped and how (`etl.submit.platforms`, docs/deployment.md).
+    platform: Literal["emr-7", "emr-serverless-7", "dataproc-2.2", "standalone"] = "standalone"
+    #: The Python (``major.minor``) of the packed environment.
+    python_version: str = "3.11"
+    #: The interpreter of that version on the cluster's nodes, which the packed environment runs
+    #: on; empty: the platform's (``/usr/bin/python3.11`` on EMR, ``/opt/conda/default/bin/
+    #: python3.11`` on Dataproc, the building Python for standalone).
+    python: str = ""
+    #: The platform of the compiled packages (uv's ``--python-platform``), e.g.
+    #: ``aarch64-manylinux_2_28`` for Graviton instances.
+    python_platform: str = "x86_64-manylinux_2_28"
+    #: Coordinates (``group:artifact``) of etl/jars.txt that the cluster provides besides what the
+    #: platform always does, e.g. ``io.delta:delta-spark_2.12`` on EMR with Delta enabled.
+    provided_jars: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

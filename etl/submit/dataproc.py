@@ -2,9 +2,17 @@
 (``WorkflowTemplate``) for a pipeline whose steps follow its dependencies. Built with the
 google-cloud-dataproc client's message types (``pip install 'etl[gcp]'``), imported lazily.
 
+The job (platform ``dataproc-2.2``): ``main_python_file_uri`` the driver ``main-<hash>.py``,
+``args`` ``run JOB --env ENV ...``, ``archive_uris`` the packed environment (``#environment``) and
+the configuration (``#conf``), ``jar_file_uris`` the jar bundle, and ``properties``
+``spark.submit.deployMode=cluster`` (the driver runs in a YARN container, where the archives are
+unpacked), ``spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python`` (and the
+driver's), ``spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python`` and
+``deploy.environment``.
+
 Example::
 
-    request = submit_job_request("flights", uris, ["--env", "prod"], deploy, cluster="etl")
+    request = submit_job_request("flights", remote, job_args, deploy, cluster="etl")
     JobControllerClient(client_options=endpoint(region)).submit_job(request=request)
 """
 
@@ -14,9 +22,9 @@ from typing import Any
 
 from etl.config import DeploySettings
 from etl.errors import ConfigError
-from etl.submit import maven_packages, spark_environment
+from etl.submit import RemoteArtefacts, spark_conf
+from etl.submit.platforms import platform
 
-ENV_PREFIXES = ("spark.yarn.appMasterEnv.", "spark.executorEnv.")
 #: The workflow template parameter that stands for the logical date in the jobs' arguments.
 LOGICAL_DATE = "LOGICAL_DATE"
 
@@ -34,17 +42,14 @@ def endpoint(region: str) -> dict[str, str]:
     return {"api_endpoint": f"{region}-dataproc.googleapis.com:443"}
 
 
-def pyspark_job(uris: dict[str, str], job_args: list[str], deploy: DeploySettings) -> Any:
-    """The ``PySparkJob`` that runs ``jobs/<job>.py`` with the artefacts."""
-    properties = {"spark.jars.packages": maven_packages(),
-                  **spark_environment(deploy.environment, ENV_PREFIXES),
-                  **deploy.dataproc.spark_conf}
+def pyspark_job(remote: RemoteArtefacts, job_args: list[str], deploy: DeploySettings) -> Any:
+    """The ``PySparkJob`` that runs the driver with the artefacts."""
     return dataproc().PySparkJob(
-        main_python_file_uri=uris["entry"],
-        python_file_uris=[uris["wheel"], uris["deps"]],
-        archive_uris=[f"{uris['conf']}#conf"],
+        main_python_file_uri=remote.main,
+        jar_file_uris=list(remote.jars),
+        archive_uris=remote.archives(),
         args=job_args,
-        properties=properties,
+        properties=spark_conf(platform("dataproc-2.2"), deploy, deploy.dataproc.spark_conf),
     )
 
 
@@ -54,7 +59,7 @@ def _require(value: str, key: str) -> str:
     return value
 
 
-def submit_job_request(job: str, uris: dict[str, str], job_args: list[str],
+def submit_job_request(job: str, remote: RemoteArtefacts, job_args: list[str],
                        deploy: DeploySettings, *, cluster: str = "", region: str = "",
                        project: str = "") -> Any:
     """A ``SubmitJobRequest`` placing the job on ``cluster`` (arguments win over conf)."""
@@ -66,15 +71,15 @@ def submit_job_request(job: str, uris: dict[str, str], job_args: list[str],
         job=d.Job(
             placement=d.JobPlacement(
                 cluster_name=_require(cluster or settings.cluster, "deploy.dataproc.cluster")),
-            pyspark_job=pyspark_job(uris, job_args, deploy),
+            pyspark_job=pyspark_job(remote, job_args, deploy),
             labels={"etl-job": job.replace("_", "-")},
         ),
     )
 
 
-def workflow_template(name: str, steps: list[tuple[str, list[str], dict[str, str], list[str]]],
+def workflow_template(name: str, steps: list[tuple[str, list[str], RemoteArtefacts, list[str]]],
                       deploy: DeploySettings, *, cluster: str = "") -> Any:
-    """A ``WorkflowTemplate`` with one ordered job per ``(job, depends_on, uris, job_args)``
+    """A ``WorkflowTemplate`` with one ordered job per ``(job, depends_on, remote, job_args)``
     step; ``prerequisite_step_ids`` are the dependencies; an argument ``LOGICAL_DATE`` becomes
     the template parameter of that name (``gcloud dataproc workflow-templates instantiate
     --parameters LOGICAL_DATE=2013-01-01``); and the template runs on the existing
@@ -92,8 +97,8 @@ def workflow_template(name: str, steps: list[tuple[str, list[str], dict[str, str
     jobs = [
         d.OrderedJob(step_id=job.replace("_", "-"),
                      prerequisite_step_ids=[dep.replace("_", "-") for dep in depends_on],
-                     pyspark_job=pyspark_job(uris, job_args, deploy))
-        for job, depends_on, uris, job_args in steps
+                     pyspark_job=pyspark_job(remote, job_args, deploy))
+        for job, depends_on, remote, job_args in steps
     ]
     return d.WorkflowTemplate(
         id=name.replace("_", "-"),

@@ -1,11 +1,21 @@
 """Amazon EMR steps: upload the artefacts to S3, add a ``command-runner.jar`` step that runs
-``spark-submit`` (YARN, cluster mode by default), wait for it with a progress line per state
-change, and report the final state and where its logs are.
+``spark-submit`` (YARN, cluster mode), wait for it with a progress line per state change, and
+report the final state and where its logs are.
+
+The step (platform ``emr-7``)::
+
+    spark-submit --deploy-mode cluster --name etl-JOB
+      --jars s3://.../jars-<hash>/a.jar,...
+      --archives s3://.../etl-env-<hash>.tar.gz#environment,s3://.../conf-<hash>.zip#conf
+      --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python  (and the driver's)
+      --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python
+      --conf spark.yarn.appMasterEnv.<deploy.environment>=...  --conf spark.executorEnv....
+      s3://.../main-<hash>.py run JOB --env ENV [dates] [--set K=V ...]
 
 Example::
 
-    request = step_request("j-2AXXXXXXGAPLF", "flights", command)
-    emr.add_job_flow_steps(**request)
+    command = spark_submit_command("flights", remote, job_args, deploy)
+    emr.add_job_flow_steps(**step_request("j-2AXXXXXXGAPLF", "flights", command, "CONTINUE"))
 """
 
 from __future__ import annotations
@@ -16,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from etl.config import DeploySettings, EmrSettings
-from etl.submit import Artefacts, maven_packages, spark_environment, split_uri
+from etl.errors import ConfigError
+from etl.submit import Artefacts, RemoteArtefacts, spark_conf, split_uri
+from etl.submit.platforms import platform
 
 TERMINAL_STEP_STATES = ("COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
-ENV_PREFIXES = ("spark.yarn.appMasterEnv.", "spark.executorEnv.")
 
 
 def aws_client(service: str, settings: EmrSettings) -> Any:
@@ -30,27 +41,37 @@ def aws_client(service: str, settings: EmrSettings) -> Any:
                         endpoint_url=settings.endpoint_url or None)
 
 
-def upload(s3: Any, artefacts: Artefacts, base_uri: str) -> dict[str, str]:
-    """Upload the artefacts under ``base_uri``; return their URIs by artefact name."""
-    remote = artefacts.remote(base_uri)
-    for name, path in artefacts.local().items():
-        bucket, key = split_uri(remote[name], "s3")
-        s3.upload_file(str(path), bucket, key)
-    return remote
+def upload(s3: Any, artefacts: Artefacts, base_uri: str) -> list[str]:
+    """Upload the artefacts under ``base_uri``, skipping those already there (a hashed name
+    is its content); return the URIs uploaded."""
+    from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+    done = []
+    for item in artefacts.uploads(base_uri):
+        bucket, key = split_uri(item["uri"], "s3")
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+            continue
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        s3.upload_file(item["file"], bucket, key)
+        done.append(item["uri"])
+    return done
 
 
-def spark_submit_command(job: str, uris: dict[str, str], job_args: list[str],
+def spark_submit_command(job: str, remote: RemoteArtefacts, job_args: list[str],
                          deploy: DeploySettings) -> list[str]:
     """The ``spark-submit`` command line of the step (``command-runner.jar`` arguments)."""
     settings = deploy.emr
-    conf = {**spark_environment(deploy.environment, ENV_PREFIXES), **settings.spark_conf}
+    if settings.deploy_mode != "cluster":
+        raise ConfigError("the driver must run in a YARN container, where the packed "
+                          "environment is unpacked: use cluster", key="deploy.emr.deploy_mode")
     command = ["spark-submit", "--deploy-mode", settings.deploy_mode, "--name", f"etl-{job}",
-               "--packages", maven_packages(),
-               "--py-files", f"{uris['wheel']},{uris['deps']}",
-               "--archives", f"{uris['conf']}#conf"]
-    for key, value in conf.items():
+               "--jars", ",".join(remote.jars), "--archives", ",".join(remote.archives())]
+    for key, value in spark_conf(platform("emr-7"), deploy, settings.spark_conf).items():
         command += ["--conf", f"{key}={value}"]
-    return [*command, uris["entry"], *job_args]
+    return [*command, remote.main, *job_args]
 
 
 def step_request(cluster_id: str, job: str, command: list[str], action_on_failure: str,

@@ -1,9 +1,18 @@
-"""EMR Serverless job runs: the same artefacts and spark-submit options as an EMR step, given as
-``sparkSubmitParameters`` of ``StartJobRun``.
+"""EMR Serverless job runs: the artefacts and settings of an EMR step, given as
+``sparkSubmitParameters`` of ``StartJobRun`` (platform ``emr-serverless-7``).
+
+The job run's driver::
+
+    entryPoint: s3://.../main-<hash>.py
+    entryPointArguments: [run, JOB, --env, ENV, dates..., --set, K=V ...]
+    sparkSubmitParameters: --conf spark.archives=s3://.../etl-env-<hash>.tar.gz#environment,...
+      --conf spark.jars=s3://.../jars-<hash>/a.jar,...
+      --conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python (and the
+      driver's) --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python ...
 
 Example::
 
-    request = job_run_request("00f1abcd", "flights", uris, ["--env", "prod"], deploy)
+    request = job_run_request("00f1abcd", "flights", remote, job_args, deploy)
     client.start_job_run(**request)
 """
 
@@ -16,29 +25,27 @@ from typing import Any
 
 from etl.config import DeploySettings
 from etl.errors import ConfigError
-from etl.submit import maven_packages, spark_environment
+from etl.submit import RemoteArtefacts, spark_conf
+from etl.submit.platforms import platform
 
 TERMINAL_RUN_STATES = ("SUCCESS", "FAILED", "CANCELLED")
-ENV_PREFIXES = ("spark.emr-serverless.driverEnv.", "spark.executorEnv.")
 
 
-def job_run_request(application_id: str, job: str, uris: dict[str, str], job_args: list[str],
+def job_run_request(application_id: str, job: str, remote: RemoteArtefacts, job_args: list[str],
                     deploy: DeploySettings, label: str = "") -> dict[str, Any]:
     """Keyword arguments of ``EMRServerless.Client.start_job_run``."""
     settings = deploy.emr
     if not settings.execution_role_arn:
         raise ConfigError("EMR Serverless needs the job run's IAM role",
                           key="deploy.emr.execution_role_arn")
-    conf = {"spark.submit.pyFiles": f"{uris['wheel']},{uris['deps']}",
-            "spark.archives": f"{uris['conf']}#conf",
-            "spark.jars.packages": maven_packages(),
-            **spark_environment(deploy.environment, ENV_PREFIXES), **settings.spark_conf}
+    conf = {"spark.archives": ",".join(remote.archives()), "spark.jars": ",".join(remote.jars),
+            **spark_conf(platform("emr-serverless-7"), deploy, settings.spark_conf)}
     request: dict[str, Any] = {
         "applicationId": application_id,
         "executionRoleArn": settings.execution_role_arn,
         "name": f"etl {job}{' ' + label if label else ''}",
         "jobDriver": {"sparkSubmit": {
-            "entryPoint": uris["entry"],
+            "entryPoint": remote.main,
             "entryPointArguments": job_args,
             "sparkSubmitParameters": " ".join(
                 f"--conf {shlex.quote(f'{k}={v}')}" for k, v in conf.items()),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from etl.cli import main
 from tests.orchestration_conf import make_conf
+from tests.orchestration_dist import names
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_PYTHON = Path(os.environ.get("ETL_AIRFLOW_PYTHON", ROOT / ".venv-airflow" / "bin" / "python"))
@@ -55,24 +56,33 @@ def load_dags(folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def export(tmp_path, target: str) -> Path:
-    conf = make_conf(tmp_path, tmp_path / "w", {j: {} for j in JOBS},
-                     {"daily": {"pipeline": {"name": "daily", "target": target, **PIPELINE},
-                                "jobs": JOBS}})
+PLATFORMS = {"emr": "emr-7", "dataproc": "dataproc-2.2"}
+
+
+def export(tmp_path, target: str, dist: Path, pipeline: dict | None = None,
+           jobs: dict | None = None, extra: tuple[str, ...] = ()) -> Path:
+    jobs = jobs or JOBS
+    conf = make_conf(tmp_path, tmp_path / "w", {j: {} for j in jobs},
+                     {"daily": {"pipeline": {"name": "daily", "target": target,
+                                             **(pipeline or PIPELINE)},
+                                "jobs": jobs}})
     out = tmp_path / "dags" / "daily.py"
     code = main(["--conf-dir", str(conf), "pipeline", "export", "daily", "--target", "airflow",
                  "--env", "local", "--out", str(out),
+                 "--set", f"deploy.platform={PLATFORMS[target]}",
+                 "--set", f"deploy.dist_dir={dist}",
                  "--set", "deploy.emr.artifacts_uri=s3://artefacts/etl",
                  "--set", "deploy.dataproc.artifacts_uri=gs://artefacts/etl",
                  "--set", "deploy.dataproc.project=etl-project",
                  "--set", "deploy.dataproc.region=europe-west1",
-                 "--set", "deploy.dataproc.cluster=etl-cluster"])
+                 "--set", "deploy.dataproc.cluster=etl-cluster", *extra])
     assert code == 0
     return out
 
 
-def test_emr_dag_has_a_step_and_a_sensor_per_job(tmp_path):
-    loaded = load_dags(export(tmp_path, "emr").parent)
+def test_emr_dag_has_a_step_and_a_sensor_per_job(tmp_path, dist_for):
+    dist = dist_for("emr-7")
+    loaded = load_dags(export(tmp_path, "emr", dist).parent)
     assert loaded["import_errors"] == {}
     dag = loaded["dags"]["daily"]
     assert (dag["schedule"], dag["catchup"], dag["start_date"]) == (
@@ -94,19 +104,21 @@ def test_emr_dag_has_a_step_and_a_sensor_per_job(tmp_path):
     assert tasks["clean_wait"]["step_id"] == (
         "{{ task_instance.xcom_pull(task_ids='clean_submit')[0] }}")
     (step,) = tasks["clean_submit"]["steps"]
-    root = "s3://artefacts/etl/0.1.0"
+    m, root = names(dist), "s3://artefacts/etl"
     assert step["Name"] == "etl clean {{ ds }}"
     assert step["ActionOnFailure"] == "CONTINUE"
     assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
     args = step["HadoopJarStep"]["Args"]
     assert args[:5] == ["spark-submit", "--deploy-mode", "cluster", "--name", "etl-clean"]
-    assert args[-5:] == [f"{root}/jobs/clean.py", "--env", "local", "--date", "{{ ds }}"]
-    assert args[args.index("--py-files") + 1] == (
-        f"{root}/etl-0.1.0-py3-none-any.whl,{root}/deps.zip")
+    assert args[-7:] == [f"{root}/{m['main']['file']}", "run", "clean", "--env", "local",
+                         "--date", "{{ ds }}"]
+    assert args[args.index("--archives") + 1] == (
+        f"{root}/{m['environment']['file']}#environment,{root}/{m['conf']['file']}#conf")
 
 
-def test_dataproc_dag_submits_one_job_per_pipeline_job(tmp_path):
-    loaded = load_dags(export(tmp_path, "dataproc").parent)
+def test_dataproc_dag_submits_one_job_per_pipeline_job(tmp_path, dist_for):
+    dist = dist_for("dataproc-2.2")
+    loaded = load_dags(export(tmp_path, "dataproc", dist).parent)
     assert loaded["import_errors"] == {}
     tasks = loaded["dags"]["daily"]["tasks"]
     assert {t: (v["type"], v["upstream"], v["retries"]) for t, v in tasks.items()} == {
@@ -118,5 +130,57 @@ def test_dataproc_dag_submits_one_job_per_pipeline_job(tmp_path):
     assert (report["project_id"], report["region"]) == ("etl-project", "europe-west1")
     assert report["job"]["placement"] == {"cluster_name": "etl-cluster"}
     assert report["job"]["pyspark_job"]["main_python_file_uri"] == (
-        "gs://artefacts/etl/0.1.0/jobs/report.py")
-    assert report["job"]["pyspark_job"]["args"] == ["--env", "local", "--date", "{{ ds }}"]
+        f"gs://artefacts/etl/{names(dist)['main']['file']}")
+    assert report["job"]["pyspark_job"]["args"] == [
+        "run", "report", "--env", "local", "--date", "{{ ds }}"]
+
+
+RENDER = """
+import json, sys
+from airflow.models import DagBag
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags[sys.argv[2]]
+out = {"description": dag.description}
+for task in dag.tasks:
+    for field in ("steps", "job"):
+        if hasattr(task, field):
+            out[task.task_id] = task.render_template(getattr(task, field), {"ds": "2013-01-02"})
+print(json.dumps(out))
+"""
+
+HOSTILE = 'It ends """ + __import__("os").system("touch PWNED") + """ and has \\U0001 \\N{x} {{ 7 * 7 }}'
+
+
+def render(folder: Path, dag_id: str) -> dict:
+    env = {"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(folder.parent / "airflow-home"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{folder.parent}/airflow.db"}
+    done = subprocess.run([str(AIRFLOW_PYTHON), "-c", RENDER, str(folder), dag_id], env=env,
+                          capture_output=True, text=True, timeout=300, check=False,
+                          cwd=folder.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_strings_from_configuration_are_escaped_for_python_and_jinja(tmp_path,
+                                                                     dist_for):
+    """A description that would close the docstring or be a bad escape, and --set values with
+    Jinja or a template file extension: the DAG imports, and renders them back as they are."""
+    jinja = "params.note={{ conn.aws_default.password }}{% if 1 %}x{% endif %}{# c #}"
+    suffix = "params.file=report.json"
+    out = export(tmp_path, "emr", dist_for("emr-7"),
+                 pipeline={**PIPELINE, "description": HOSTILE},
+                 jobs={"extract": {"set": [jinja, suffix]}})
+    rendered = render(out.parent, "daily")
+    assert rendered["description"] == HOSTILE
+    assert not (tmp_path / "PWNED").exists()
+    args = rendered["extract_submit"][0]["HadoopJarStep"]["Args"]
+    assert args[-6:] == ["--date", "2013-01-02", "--set", jinja, "--set", suffix]
+    assert rendered["extract_submit"][0]["Name"] == "etl extract 2013-01-02"
+
+    out = export(tmp_path / "dp", "dataproc", dist_for("dataproc-2.2"),
+                 pipeline={**PIPELINE, "description": HOSTILE},
+                 jobs={"extract": {"set": [jinja]}})
+    job = render(out.parent, "daily")["extract"]
+    assert job["pyspark_job"]["args"][-4:] == ["--date", "2013-01-02", "--set", jinja]
