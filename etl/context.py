@@ -74,6 +74,9 @@ class StepRecord:
     duration_s: float = 0.0
     rows_in: int | None = None
     rows_out: int | None = None
+    #: Spark jobs the step ran and their tasks (None when no Spark session tracked it).
+    spark_jobs: int | None = None
+    spark_tasks: int | None = None
 
 
 @dataclass
@@ -105,6 +108,8 @@ class RunContext:
     #: Datasets the run read, as locations (paths or URIs) for lineage; when a job leaves it
     #: empty, its configured sources are its inputs.
     inputs: list[str] = field(default_factory=list)
+    #: Counts each step's Spark jobs (`etl.runlog.StepJobs`; the runner sets it).
+    step_jobs: Any = None
 
     @property
     def log(self) -> Any:
@@ -117,17 +122,21 @@ class RunContext:
         self.steps.append(record)
         began = time.perf_counter()
         self.log.info("step started", step=name)
+        group = self.step_jobs.begin(name) if self.step_jobs is not None else None
         try:
             yield record
         finally:
             record.ended_at = utcnow()
             record.duration_s = round(time.perf_counter() - began, 3)
+            if group is not None:
+                record.spark_jobs, record.spark_tasks = self.step_jobs.end(group)
             self.log.info(
                 "step finished",
                 step=name,
                 duration_s=record.duration_s,
                 rows_in=record.rows_in,
                 rows_out=record.rows_out,
+                spark_jobs=record.spark_jobs,
             )
 
     def record_write(self, metrics: WriteMetrics) -> None:

@@ -273,12 +273,14 @@ def spark_timeout(spark: object, seconds: int | None, label: str) -> Iterator[th
         yield fired
         return
     sc = spark.sparkContext  # type: ignore[attr-defined]
-    group = f"etl-timeout-{label}-{time.monotonic_ns()}"
-    sc.setJobGroup(group, f"{label} (timeout {seconds}s)", interruptOnCancel=True)
+    # a job tag, not a job group: the steps of the run put their jobs in groups of their own
+    tag = f"etl-timeout-{label}-{time.monotonic_ns()}"
+    sc.addJobTag(tag)
+    sc.setInterruptOnCancel(True)
 
     def cancel() -> None:
         fired.set()
-        sc.cancelJobGroup(group)
+        sc.cancelJobsWithTag(tag)
 
     timer = threading.Timer(seconds, cancel)
     timer.daemon = True
@@ -287,7 +289,8 @@ def spark_timeout(spark: object, seconds: int | None, label: str) -> Iterator[th
         yield fired
     finally:
         timer.cancel()
-        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.removeJobTag(tag)
+        sc.setInterruptOnCancel(False)
 
 
 def run_pipeline(

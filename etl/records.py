@@ -131,6 +131,8 @@ RUNS = RecordTable("runs", _fields(
     ("spark_spill_bytes", L, True), ("lineage_run_id", S, True), ("parent_run_id", S, True),
     ("etl_version", S, False), ("git_commit", S, True),
     ("files_set_aside", T.ArrayType(S), True),
+    # a step's Spark jobs and their tasks (step rows; on a run row, the sum of its steps')
+    ("spark_jobs", INT, True), ("spark_tasks", L, True),
 ), evolving=True)
 
 DEAD_LETTERS = RecordTable("dead_letters", _fields(

@@ -114,6 +114,35 @@ class StageTracker:
         )
 
 
+class StepJobs:
+    """Puts the Spark jobs of each step of a run in a job group of its own
+    (``<run id>:<step>``) and counts them, with their tasks, from Spark's status tracker when
+    the step ends. Job groups are per thread, so runs in parallel (`etl backfill --parallel`)
+    count their own jobs only; the group a step replaces (a caller's) is restored after it."""
+
+    def __init__(self, spark: SparkSession, run_id: str):
+        self.context = spark.sparkContext
+        self.run_id = run_id
+
+    def begin(self, step: str) -> tuple[str, str | None, str | None]:
+        previous = (self.context.getLocalProperty("spark.jobGroup.id"),
+                    self.context.getLocalProperty("spark.job.description"))
+        group = f"{self.run_id}:{step}"
+        self.context.setJobGroup(group, f"etl {step} ({self.run_id})")
+        return group, *previous
+
+    def end(self, begun: tuple[str, str | None, str | None]) -> tuple[int, int]:
+        group, previous_group, previous_description = begun
+        self.context.setLocalProperty("spark.jobGroup.id", previous_group)  # type: ignore[arg-type]
+        self.context.setLocalProperty("spark.job.description",
+                                      previous_description)  # type: ignore[arg-type]
+        tracker = self.context.statusTracker()
+        jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
+        stages = {s for job in jobs if job is not None for s in job.stageIds}
+        tasks = sum(info.numTasks for info in map(tracker.getStageInfo, stages) if info)
+        return len(jobs), tasks
+
+
 def progress_line(stages: Sequence[tuple[int, str, int, int]]) -> str:
     """One terminal line for active stages ``(stage id, name, tasks done, tasks)``."""
     if not stages:
@@ -220,6 +249,7 @@ def record_run(
         "error_class": type(error).__name__ if error else None,
         "error_message": str(error)[:4000] if error else None,
         **_stage_columns(stages),
+        **_step_sums(ctx),
     }
     rows = [run]
     for index, step in enumerate(ctx.steps):
@@ -230,13 +260,23 @@ def record_run(
             "status": status if failed_here else SUCCEEDED,
             "started_at": step.started_at, "ended_at": step.ended_at,
             "duration_s": float(step.duration_s), "rows_read": step.rows_in,
-            "rows_written": step.rows_out,
+            "rows_written": step.rows_out, "spark_jobs": step.spark_jobs,
+            "spark_tasks": step.spark_tasks,
             "error_class": run["error_class"] if failed_here else None,
             "error_message": run["error_message"] if failed_here else None,
         })
     RUNS.append(spark, ctx.warehouse.records(RUNS.name),
                 [tuple(r.get(f.name) for f in RUNS.schema.fields) for r in rows], run_id=ctx.run_id)
     return run
+
+
+def _step_sums(ctx: RunContext) -> dict[str, int]:
+    """The Spark jobs and tasks of the run's steps, summed (none when no step was tracked)."""
+    tracked = [s for s in ctx.steps if s.spark_jobs is not None]
+    if not tracked:
+        return {}
+    return {"spark_jobs": sum(s.spark_jobs or 0 for s in tracked),
+            "spark_tasks": sum(s.spark_tasks or 0 for s in tracked)}
 
 
 def _stage_columns(stages: StageSummary | None) -> dict[str, Any]:

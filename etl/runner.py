@@ -30,6 +30,7 @@ from etl.runlog import (
     SUCCEEDED,
     ProgressPrinter,
     StageTracker,
+    StepJobs,
     record_run,
 )
 from etl.session import get_spark
@@ -151,6 +152,7 @@ def run_job(
     )
     log.info("run started", warehouse=ctx.warehouse.root, from_staging=from_staging)
     tracker = StageTracker(session).begin()
+    ctx.step_jobs = StepJobs(session, ctx.run_id)
     lineage.start()
     try:
         with column_lineage(session, config.lineage, ctx), ProgressPrinter(session):

@@ -26,7 +26,9 @@ def register(commands: Any) -> None:
                       help="only runs that ended so")
     runs.add_argument("--since", type=_date, help="only runs started on or after this date")
     runs.add_argument("--until", type=_date, help="only runs started on or before this date")
-    runs.add_argument("--steps", action="store_true", help="one line per step of each run")
+    runs.add_argument("--steps", action="store_true",
+                      help="one line per step of each run: rows in and out, seconds, Spark jobs "
+                           "and tasks")
     runs.set_defaults(handler=handle_runs)
 
 
@@ -71,9 +73,10 @@ def handle_runs(args: argparse.Namespace) -> int:
     rows = runs.limit(args.limit).collect()
     if args.steps:
         print(format_table(
-            ["run_id", "job", "step", "status", "rows_in", "rows_out", "seconds"],
-            [(r.run_id, r.job, r.step, r.status, r.rows_read, r.rows_written, r.duration_s)
-             for r in rows]))
+            ["run_id", "job", "step", "status", "rows_in", "rows_out", "seconds", "spark_jobs",
+             "tasks"],
+            [(r.run_id, r.job, r.step, r.status, r.rows_read, r.rows_written, r.duration_s,
+              getattr(r, "spark_jobs", None), getattr(r, "spark_tasks", None)) for r in rows]))
         return EXIT_OK
     print(
         format_table(

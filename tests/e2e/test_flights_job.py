@@ -154,6 +154,10 @@ def test_run_record_and_ledger(loaded):
     steps = runs.where((F.col("run_id") == ctx.run_id) & (F.col("record_type") == "step"))
     assert [s.step for s in steps.orderBy("step_index").collect()] == [
         "extract", "transform", "audit", "publish"]
+    # each step ran Spark jobs of its own; the run's are theirs summed
+    assert all(s.spark_jobs > 0 and s.spark_tasks >= s.spark_jobs for s in steps.collect())
+    assert (row.spark_jobs, row.spark_tasks) == tuple(
+        steps.agg(F.sum("spark_jobs"), F.sum("spark_tasks")).first())
     ledger = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl/state/files"))
     assert ledger.where("source = 'flights'").count() == 2
     assert ledger.where("source != 'flights'").count() == 4

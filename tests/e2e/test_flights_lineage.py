@@ -1,7 +1,7 @@
 """Lineage, run record, quarantine and replay on the flights job (the flights of 1 January 2013,
 plus a file of two flights whose ``dep_delay`` is ``N/A``): one incremental run (with the
 openlineage-spark listener for column lineage), a replay of its quarantined rows once ``N/A``
-counts as missing, and a run that fails on a broken file."""
+counts as missing, and a run that fails on a file that cannot be used (``on_bad_file: fail``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 import etl
 from etl.cli import main
 from etl.context import Warehouse
-from etl.errors import SchemaMismatchError
+from etl.errors import SourceError
 from etl.lineage import lineage_run_id, read_events
 from tests.flights_expected import package_flights
 from tests.unit.test_lineage_events import validate_event
@@ -51,11 +51,11 @@ def land_na_file(landing: Path) -> list[tuple[str, int]]:
     return [(first[header.index("carrier")], int(n)) for n in ("9991", "9992")]
 
 
-def land_broken_file(landing: Path) -> None:
-    """A file whose header names ``depdelay`` where the configured column is ``dep_delay``."""
-    header = (landing / "flights" / "flights_2013_01.csv").read_text().splitlines()[0]
-    (landing / "flights" / "flights_2013_broken.csv").write_text(
-        header.replace("dep_delay", "depdelay") + "\n")
+def land_broken_file(landing: Path) -> Path:
+    """A "CSV" file of NUL bytes: it cannot be used, whatever the schema drift policy."""
+    path = landing / "flights" / "flights_2013_broken.csv"
+    path.write_bytes(b"\x00" * 64)
+    return path
 
 
 def keep_weather_of_the_day(landing: Path) -> None:
@@ -104,13 +104,15 @@ def history(spark, tmp_path_factory):
         shown["replay"] = cli("replay", "flights", "--run", first.run_id, "--set", FIXED_NA)
         shown["replay_again"] = cli("replay", "flights", "--run", first.run_id, "--set", FIXED_NA)
         shown["quarantine_after"] = cli("quarantine", "flights")
-        land_broken_file(landing)
-        with pytest.raises(SchemaMismatchError) as failure:
-            run_job(load_job_config("flights"), spark=spark, run_id="broken-run")
+        broken = land_broken_file(landing)
+        with pytest.raises(SourceError) as failure:
+            run_job(load_job_config("flights", overrides=["sources.flights.schema_drift."
+                                                          "on_bad_file=fail"]),
+                    spark=spark, run_id="broken-run")
     structlog.reset_defaults()  # the CLI configured logging on a stream pytest captured
     events = read_events(Warehouse.at(str(warehouse)))
     return {"root": root, "warehouse": warehouse, "first": first, "shown": shown,
-            "failure": failure.value, "events": events, "na_keys": na_keys}
+            "failure": failure.value, "events": events, "na_keys": na_keys, "broken": broken}
 
 
 def table(spark, warehouse: Path, name: str):
@@ -130,8 +132,9 @@ def test_start_and_complete_events_of_the_first_run(spark, history):
             "airflow", "daily_flights.etl", "5b0f3f9e-8a0c-4c59-9f43-0d5a9a1c2e77")
     complete = events[1]
     landing = history["root"] / "landing"
+    # the job's sources, in the order conf/jobs/flights.yml declares them
     assert [(i["namespace"], i["name"]) for i in complete["inputs"]] == [
-        ("file", f"{landing}/{s}") for s in ("flights", "airlines", "airports", "planes", "weather")]
+        ("file", f"{landing}/{s}") for s in ("airlines", "airports", "planes", "weather", "flights")]
     outputs = {o["name"].removeprefix(f"{warehouse}/"): o for o in complete["outputs"]}
     assert list(outputs) == TABLES
     written = {w.table: w.rows_inserted + w.rows_updated for w in first.writes}
@@ -161,9 +164,10 @@ def test_failed_run_emits_fail_with_the_error(history):
     assert [e["eventType"] for e in failing] == ["START", "FAIL"]
     validate_event(failing[1])
     message = failing[1]["run"]["facets"]["errorMessage"]["message"]
-    assert message == f"SchemaMismatchError: {history['failure']}"
-    assert message.startswith("SchemaMismatchError: source flights: CSV header does not match "
-                              "the configured columns")
+    assert message == f"SourceError: {history['failure']}"
+    assert message.startswith("SourceError: source flights: files that cannot be used: ")
+    assert message.endswith(f"{history['broken'].name}: binary content (NUL bytes) in a text "
+                            "file (schema_drift.on_bad_file: fail)")
     assert failing[1]["outputs"] == []
 
 
@@ -204,11 +208,11 @@ def test_run_record_counts_match_the_tables(spark, history):
     assert "silver/flights: created" in run.schema_changes
     failed = runs.where("run_id = 'broken-run'").orderBy(F.col("step_index").asc_nulls_first())
     assert [(r.record_type, r.step, r.status, r.error_class) for r in failed.collect()] == [
-        ("run", None, "failed", "SchemaMismatchError"),
-        ("step", "extract", "failed", "SchemaMismatchError")]
+        ("run", None, "failed", "SourceError"),
+        ("step", "extract", "failed", "SourceError")]
     dead = table(spark, warehouse, "_etl/dead_letters").collect()
     assert [(d.run_id, d.source, d.error_class) for d in dead] == [
-        ("broken-run", "flights", "SchemaMismatchError")]
+        ("broken-run", "flights", "SourceError")]
 
 
 def test_lineage_command_shows_landing_to_gold(history):

@@ -48,10 +48,14 @@ def test_yaml_syntax_error_exits_2_naming_the_file_and_line(tmp_path):
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
     job = conf / "jobs" / "flights.yml"
-    job.write_text(job.read_text().replace("  flights:\n    path: flights\n",
-                                           "  flights:\n    path: [flights\n", 1))
+    text = job.read_text()
+    anchor = "  flights:\n    path: flights\n"
+    # 1-based: the anchor's first line, then the broken path line, then the next key, where
+    # the parser meets the ':' that cannot be inside a flow sequence
+    line = text[:text.index(anchor)].count("\n") + 3
+    job.write_text(text.replace(anchor, "  flights:\n    path: [flights\n", 1))
     result = etl("run", "flights", conf_dir=conf)
     assert result.returncode == 2, result.stderr
-    assert result.stderr == (f"etl: error: {job}: YAML syntax error at line 10, column 12: "
+    assert result.stderr == (f"etl: error: {job}: YAML syntax error at line {line}, column 12: "
                              "expected ',' or ']', but got ':'\n")
     assert "java" not in result.stderr.lower()

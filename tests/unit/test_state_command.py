@@ -48,13 +48,13 @@ def test_set_show_and_reset(capsys, conf_dir, warehouse):
          ("etl: error: VALUE: cannot read 'soon' as an integer, a date (YYYY-MM-DD) or a "
          "timestamp (YYYY-MM-DD HH:MM:SS)\n")),
         (("set", "shop", "payments", "1"),
-         ("etl: error: conf/jobs/shop.yml: sources.payments: no source 'payments'; configured: "
+         ("etl: error: {conf}/jobs/shop.yml: sources.payments: no source 'payments'; configured: "
          "['customers', 'order_items', 'orders']\n")),
         (("reset", "flights", "flights"),
-         ("etl: error: conf/jobs/flights.yml: sources.flights: not an incremental source "
+         ("etl: error: {conf}/jobs/flights.yml: sources.flights: not an incremental source "
          "(no jdbc.incremental)\n")),
     ],
 )
 def test_bad_arguments_exit_2_with_one_message(capsys, conf_dir, warehouse, args, message):
-    assert state(capsys, conf_dir, *args) == (2, "", message)
+    assert state(capsys, conf_dir, *args) == (2, "", message.replace("{conf}", str(conf_dir)))
     assert not warehouse.exists()

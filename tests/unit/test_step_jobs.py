@@ -1,0 +1,71 @@
+"""Each step of a run counts its own Spark jobs and tasks (`etl.runlog.StepJobs`), also when
+runs share the SparkContext from several threads, and gives back the job group it replaced."""
+
+from __future__ import annotations
+
+import threading
+
+from etl.context import RunContext, Warehouse
+from etl.runlog import StepJobs
+
+
+def run_context(spark, tmp_path, run_id: str) -> RunContext:
+    ctx = RunContext(job="steps", env="test", warehouse=Warehouse.at(str(tmp_path)),
+                     landing=str(tmp_path), run_id=run_id)
+    ctx.step_jobs = StepJobs(spark, run_id)
+    return ctx
+
+
+def count_in_partitions(spark, partitions: int) -> int:
+    """One Spark job of one stage with ``partitions`` tasks."""
+    return spark.sparkContext.parallelize(range(100), partitions).count()
+
+
+def test_a_step_counts_the_jobs_and_tasks_it_ran(spark, tmp_path):
+    ctx = run_context(spark, tmp_path, "r1")
+    with ctx.step("extract"):
+        count_in_partitions(spark, 3)
+        count_in_partitions(spark, 2)
+    with ctx.step("publish"):
+        pass
+    with ctx.step("audit"):
+        count_in_partitions(spark, 4)
+
+    assert [(s.name, s.spark_jobs, s.spark_tasks) for s in ctx.steps] == [
+        ("extract", 2, 5), ("publish", 0, 0), ("audit", 1, 4)]
+
+
+def test_the_callers_job_group_is_given_back(spark, tmp_path):
+    sc = spark.sparkContext
+    sc.setJobGroup("caller", "the caller's jobs")
+    try:
+        ctx = run_context(spark, tmp_path, "r2")
+        with ctx.step("extract"):
+            assert sc.getLocalProperty("spark.jobGroup.id") == "r2:extract"
+        assert (sc.getLocalProperty("spark.jobGroup.id"),
+                sc.getLocalProperty("spark.job.description")) == ("caller", "the caller's jobs")
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+
+
+def test_runs_in_parallel_threads_count_only_their_own_jobs(spark, tmp_path):
+    barrier = threading.Barrier(2)
+    contexts = {n: run_context(spark, tmp_path / n, f"run-{n}") for n in ("a", "b")}
+    jobs = {"a": 3, "b": 1}
+
+    def run(name: str) -> None:
+        with contexts[name].step("transform"):
+            barrier.wait()  # both steps are open before either runs a job
+            for _ in range(jobs[name]):
+                count_in_partitions(spark, 2)
+            barrier.wait()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in contexts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert {n: (c.steps[0].spark_jobs, c.steps[0].spark_tasks) for n, c in contexts.items()} == {
+        "a": (3, 6), "b": (1, 2)}
