@@ -51,8 +51,12 @@ services: setup  ## start the local PostgreSQL, S3 API (moto) and Kafka broker t
 chromium:  ## Debian's chromium for the report's browser test (scripts/install_chromium.sh; root)
 	scripts/install_chromium.sh
 
+# The suite runs in TEST_WORKERS pytest-xdist processes, each with its own SparkSession and
+# temporary folders; a test module stays in one process (its module fixtures are built once).
+TEST_WORKERS ?= 2
+
 test: setup jars services chromium airflow-venv  ## the whole test suite (starts the services first)
-	eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest
+	eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: setup jars airflow-venv  ## unit tests only
 	$(PY) -m pytest tests/unit

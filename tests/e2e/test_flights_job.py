@@ -86,10 +86,29 @@ ARR_DELAY, CARRIER, FLIGHT, TIME_HOUR = (HEADER.index(c) for c in
 
 @pytest.fixture(scope="module")
 def loaded(spark, tmp_path_factory):
-    """One first run shared by the read-only tests of this module."""
-    flights = Flights(spark, tmp_path_factory.mktemp("loaded"))
+    """One first run shared by the tests of this module, in a folder whose name has spaces (a
+    file's identity in the ledger is URL-encoded), kept aside as it was after that run."""
+    root = tmp_path_factory.mktemp("loaded")
+    flights = Flights(spark, root / "a folder with spaces")
     ctx = flights.run()
+    shutil.copytree(flights.warehouse.parent, root / "first-load")
     return flights, ctx
+
+
+@pytest.fixture()
+def first_load(loaded):
+    """The first run's warehouse and landing area, put back in their own place (the ledger and
+    bronze name the landed files by their paths) before and after a test that changes them."""
+    flights, _ = loaded
+
+    def restore() -> None:
+        shutil.rmtree(flights.warehouse.parent)
+        shutil.copytree(flights.warehouse.parent.parent / "first-load", flights.warehouse.parent)
+        flights.spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # tables replaced
+
+    restore()
+    yield flights
+    restore()
 
 
 def test_first_run_loads_every_landed_flight_once(loaded):
@@ -155,7 +174,7 @@ def test_run_record_and_ledger(loaded):
     assert [s.step for s in steps.orderBy("step_index").collect()] == [
         "extract", "transform", "audit", "publish"]
     # each step ran Spark jobs of its own; the run's are theirs summed
-    assert all(s.spark_jobs > 0 and s.spark_tasks >= s.spark_jobs for s in steps.collect())
+    assert all(s.spark_jobs > 0 and s.spark_tasks > 0 for s in steps.collect())
     assert (row.spark_jobs, row.spark_tasks) == tuple(
         steps.agg(F.sum("spark_jobs"), F.sum("spark_tasks")).first())
     ledger = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl/state/files"))
@@ -163,9 +182,8 @@ def test_run_record_and_ledger(loaded):
     assert ledger.where("source != 'flights'").count() == 4
 
 
-def test_rerun_with_nothing_new_changes_no_table(spark, tmp_path):
-    flights = Flights(spark, tmp_path / "a folder with spaces")  # file identity is URL-encoded
-    flights.run()
+def test_rerun_with_nothing_new_changes_no_table(first_load):
+    flights = first_load
     tables = [("bronze", "flights"), ("silver", "flights"), ("gold", "carrier_daily_performance"),
               ("bronze", "weather")]
     before = {t: flights.version(*t) for t in tables}
@@ -174,9 +192,8 @@ def test_rerun_with_nothing_new_changes_no_table(spark, tmp_path):
     assert {t: flights.version(*t) for t in tables} == before
 
 
-def test_late_correction_replaces_exactly_its_rows_and_dates(spark, tmp_path):
-    flights = Flights(spark, tmp_path)
-    flights.run()
+def test_late_correction_replaces_exactly_its_rows_and_dates(first_load):
+    flights = first_load
     silver_before = flights.table("silver", "flights").localCheckpoint()
     gold_before = flights.table("gold", "carrier_daily_performance").localCheckpoint()
 
@@ -204,9 +221,8 @@ def test_late_correction_replaces_exactly_its_rows_and_dates(spark, tmp_path):
     assert gold_after.count() == gold_before.count()
 
 
-def test_older_file_never_overwrites_newer_version(spark, tmp_path):
-    flights = Flights(spark, tmp_path)
-    flights.run()
+def test_older_file_never_overwrites_newer_version(first_load):
+    flights = first_load
     original = landed_rows(flights.landing)[0]
     stale = [*original[:ARR_DELAY], "999", *original[ARR_DELAY + 1:]]
     flights.land_file("flights_2012_stale.csv", [stale], modified=dt.datetime(2020, 1, 1))
@@ -268,9 +284,8 @@ def test_failed_quality_gate_publishes_nothing(spark, tmp_path):
     assert [r.status for r in runs.where("record_type = 'run'").collect()] == ["quality_failed"]
 
 
-def test_backfill_twice_leaves_identical_tables(spark, tmp_path):
-    flights = Flights(spark, tmp_path)
-    flights.run()
+def test_backfill_twice_leaves_identical_tables(first_load):
+    flights = first_load
     silver_v1 = flights.table("silver", "flights").localCheckpoint()
     day = dt.date(2013, 2, 1)
     ctx = flights.run(date_from=day, date_to=day)
