@@ -1,7 +1,7 @@
 """Structured logging: readable console lines locally, JSON lines on clusters.
 
-Every line carries the run's context (job, run_id, date_from, date_to, env) once `bind_run` has
-been called; the keys are stable so log queries keep working:
+Every line logged during a run carries the run's context (job, run_id, date_from, date_to, env;
+`run_context`); the keys are stable so log queries keep working:
 
 ``event`` (what happened), ``level``, ``timestamp`` (UTC ISO-8601), ``job``, ``run_id``,
 ``env``, ``mode``, ``date_from``, ``date_to``, plus event-specific keys such as ``step``,
@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -122,9 +123,12 @@ def configure(format: str = "console", level: str = "INFO") -> None:
     )
 
 
-def bind_run(**context: Any) -> None:
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**context)
+@contextmanager
+def run_context(**context: Any) -> Iterator[None]:
+    """Every line logged inside the block carries ``context`` (the run's job, run id, dates);
+    the caller's own context is back after it, so a run leaves nothing bound behind."""
+    with structlog.contextvars.bound_contextvars(**context):
+        yield
 
 
 def get_logger(name: str = "etl") -> Any:

@@ -22,7 +22,7 @@ from etl.config import JobConfig
 from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, QualityGateError, SourceError
 from etl.lineage import ParentRun, RunLineage, column_lineage, lineage_run_id
-from etl.logs import bind_run, get_logger
+from etl.logs import get_logger, run_context
 from etl.records import DEAD_LETTERS
 from etl.runlog import (
     FAILED,
@@ -137,13 +137,18 @@ def run_job(
     ctx = new_context(config, date_from, date_to, run_id)
     ctx.staged_run = from_staging
     ctx.allow_empty = allow_empty
-    bind_run(
+    with run_context(
         job=ctx.job, run_id=ctx.run_id, env=ctx.env, mode=ctx.mode,
         date_from=str(date_from) if date_from else None,
         date_to=str(date_to) if date_to else None,
-    )
+    ):
+        return _run(config, ctx, entry, session=spark or get_spark(config.spark),
+                    parent=parent, from_staging=from_staging)
+
+
+def _run(config: JobConfig, ctx: RunContext, entry: JobFunction, *, session: SparkSession,
+         parent: ParentRun | None, from_staging: str | None) -> RunContext:
     log = get_logger("etl.run")
-    session = spark or get_spark(config.spark)
     configure_s3a(session, config.s3)
     lineage = RunLineage(config, ctx, parent)
     record = functools.partial(

@@ -194,7 +194,9 @@ def test_run_record_filters_and_dead_letters(spark, runs, capsys, monkeypatch):
     assert [line.split()[:3] for line in out[2:]] == [["run-fail", "things", "failed"]]
     assert main([*env, "dead-letters", "things"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["recorded_at", "job", "run_id", "source", "error_class", "reason"]
+    assert out[0].split() == ["recorded_at", "job", "run_id", "source", "file", "error_class",
+                              "reason"]
+    # a whole-source failure names no file: its cell is empty
     assert re.split(r"\s{2,}", out[2])[1:] == ["things", "run-fail", "api", "SourceError",
                                      "source api: still failing after 3 attempts (HTTP 503)"]
 

@@ -19,7 +19,8 @@ HEADER = "job:\n  name: sync\n  entrypoint: jobs.sync:run\n"
 
 def readme_example() -> str:
     blocks = re.findall(r"```yaml\n(.*?)```", SOURCES_DOC.read_text(), flags=re.S)
-    (block,) = [b for b in blocks if "type: pg_logical" in b]
+    # the example of both change-feed sources (the pg_logical section has one of its own)
+    (block,) = [b for b in blocks if "type: pg_logical" in b and "type: delta_cdf" in b]
     return block
 
 

@@ -26,7 +26,8 @@ SOURCES_DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
 def readme_yaml(source_type: str) -> dict:
     blocks = re.findall(r"```yaml\n(.*?)```", SOURCES_DOC.read_text(), flags=re.S)
     # the reference example of the type (a whole job's example starts with job:)
-    [block] = [b for b in blocks if f"type: {source_type}\n" in b and not b.startswith("job:")]
+    # the first: the section's reference example (later sections show one setting or another)
+    block = next(b for b in blocks if f"type: {source_type}\n" in b and not b.startswith("job:"))
     return yaml.safe_load(block)
 
 

@@ -37,6 +37,9 @@ from etl.writers.quarantine import write_quarantine
 from etl.writers.targets import write_target
 
 SCHEMA = "id bigint, name string, updated_at timestamp"
+# what the reader returns: the configured fields, and the ones it does not know as JSON
+# (null here: the test server's records have no others)
+ROWS = f"{SCHEMA}, _rescued_data string"
 PAGE_SIZE = 3
 
 
@@ -44,8 +47,8 @@ def record(i: int) -> dict[str, object]:
     return {"id": i, "name": f"item {i}", "updated_at": f"2026-01-01T{i:02d}:00:00"}
 
 
-def row(i: int) -> tuple[int, str, dt.datetime]:
-    return i, f"item {i}", dt.datetime(2026, 1, 1, i)
+def row(i: int) -> tuple[int, str, dt.datetime, None]:
+    return i, f"item {i}", dt.datetime(2026, 1, 1, i), None
 
 
 @dataclass
@@ -207,7 +210,7 @@ def test_every_record_once_while_the_api_throttles_fails_and_truncates(spark, ap
 
     extract = read(spark, ctx, rest_config(base, "/page", required=["name"]))
 
-    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in (1, 2, 3, 4, 7)], SCHEMA),
+    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in (1, 2, 3, 4, 7)], ROWS),
                        ignore_row_order=True, ignore_nullable=True)
     assert write_quarantine(extract.rejected, ctx, "items", []) == 2
     quarantine = spark.read.format("delta").load(ctx.warehouse.quarantine("items")).select(
@@ -234,7 +237,7 @@ def test_pagination_styles_read_every_record_once(spark, api, ctx, route):
 
     extract = read(spark, ctx, rest_config(base, route))
 
-    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in range(1, 8)], SCHEMA),
+    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in range(1, 8)], ROWS),
                        ignore_row_order=True, ignore_nullable=True)
     assert (extract.pages, extract.requests, extract.rejected.count()) == (3, 5, 0)
 
@@ -249,7 +252,7 @@ def test_incremental_sends_the_stored_watermark_and_returns_the_next(spark, api,
 
     extract = read(spark, ctx, config, watermark=stored)
 
-    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in (5, 6, 7)], SCHEMA),
+    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in (5, 6, 7)], ROWS),
                        ignore_row_order=True, ignore_nullable=True)
     assert extract.watermark == WatermarkRange(
         column="updated_at", low=dt.datetime(2026, 1, 1, 4), high=dt.datetime(2026, 1, 1, 7))
@@ -291,7 +294,7 @@ def test_timeouts_exhaust_retries_and_keep_watermark(spark, api, ctx):
     assert store.get("api", "items").value == dt.datetime(2026, 1, 1, 7)
     assert spark.sql(f"DESCRIBE HISTORY delta.`{path}`").count() == version
     assert_df_equality(spark.read.format("delta").load(path),
-                       spark.createDataFrame([row(i) for i in range(1, 8)], SCHEMA),
+                       spark.createDataFrame([row(i) for i in range(1, 8)], ROWS),
                        ignore_row_order=True, ignore_nullable=True)
 
 
@@ -391,7 +394,7 @@ def test_a_next_page_link_to_another_origin_is_followed_without_credentials_when
 
     extract = read(spark, ctx, config)
 
-    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in range(1, 8)], SCHEMA),
+    assert_df_equality(extract.df, spark.createDataFrame([row(i) for i in range(1, 8)], ROWS),
                        ignore_row_order=True, ignore_nullable=True)
     assert (state.requests, state.auth) == (["/link"], ["Bearer s3cr3t"])
     assert (other.requests, other.auth) == (["/link?p=2", "/link?p=3"], [None, None])

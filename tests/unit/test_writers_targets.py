@@ -139,8 +139,6 @@ def test_a_jdbc_target_becomes_a_load_with_its_credentials_duplicates_and_empty_
      "give jdbc_credentials or jdbc_user, not both"),
     ("{secret_id: dw/loader, region: eu-west-1}", "{user_env: DW_USER}", "jdbc_credentials",
      "give either secret_id or both user_env and password_env"),
-    ("    mode: overwrite\n", "    mode: merge\n", "allow_empty",
-     "allow_empty is for format jdbc with mode overwrite"),
 ])
 def test_jdbc_target_settings_that_do_not_fit_fail_at_load_time(tmp_path, old, new, key, message):
     with pytest.raises(ConfigError) as info:
