@@ -28,7 +28,8 @@ setup(
     package_data={"etl": ["jars.txt", "py.typed", "log4j2.properties", "templates/*.j2",
                           "templates/*.css", "templates/*.js"]},
     install_requires=["pyyaml>=6", "structlog>=24", "boto3>=1.34", "pydeequ==1.7.0",
-                      "openlineage-python>=1.54", "requests>=2.31", "urllib3>=2", "jinja2>=3.1"],
+                      "openlineage-python>=1.54", "requests>=2.31", "urllib3>=2", "jinja2>=3.1",
+                      "deltalake>=1.1"],
     extras_require={
         "spark": SPARK,
         "test": SPARK + TEST,

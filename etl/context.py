@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from etl._typing import Layer, RunMode
 from etl.errors import EtlError
 from etl.logs import get_logger
+
+if TYPE_CHECKING:  # the aliases need PySpark, which inspection commands do not import
+    from etl._typing import Layer, RunMode
 
 
 def is_uri(path: str) -> bool:

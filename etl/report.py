@@ -31,6 +31,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from etl.config import S3Settings
 from etl.context import Warehouse
 from etl.errors import ConfigError
 from etl.lineage import COMPLETE, Graph, build_graph, lineage_run_id, read_events
@@ -54,48 +55,38 @@ class RunReport:
 
 
 def collect(
-    spark: Any,
     warehouse: Warehouse,
     landing: str,
     *,
     run_id: str | None = None,
     job: str | None = None,
     last: int = 1,
+    s3: S3Settings | None = None,
 ) -> list[RunReport]:
-    """The runs to report: ``run_id``, or the ``last`` runs of ``job`` (newest first)."""
-    from pyspark.sql import functions as F
-
-    from etl.runlog import RUN, STEP, read_runs
-    from etl.tables import read_delta, table_exists
+    """The runs to report: ``run_id``, or the ``last`` runs of ``job`` (newest first), read from
+    the warehouse's records without Spark (`etl.inspection`)."""
+    from etl.inspection import RUN, STEP, query_runs
+    from etl.native import TABLE, literal, query
 
     if (run_id is None) == (job is None):
         raise ConfigError("give either a run id or a job")
     if last < 1:
         raise ConfigError(f"--last must be at least 1, got {last}")
     path = warehouse.records("runs")
-    runs = read_runs(spark, path, job, record_type=RUN)
-    if runs is None:
+    rows = query_runs(path, s3, job, run_id=run_id, record_type=RUN, limit=last)
+    if rows is None:
         raise ConfigError(f"no runs recorded under {path}")
-    if run_id is not None:
-        runs = runs.where(F.col("run_id") == run_id)
-    rows = [r.asDict(recursive=True) for r in runs.limit(last).collect()]
     if not rows:
         wanted = f"run {run_id}" if run_id else f"runs of job {job}"
         raise ConfigError(f"no {wanted} recorded under {path}")
-    ids = [r["run_id"] for r in rows]
-    steps = read_runs(spark, path, record_type=STEP)
-    step_rows = ([s.asDict() for s in steps.where(F.col("run_id").isin(ids)).collect()]
-                 if steps is not None else [])
-    metrics_path = warehouse.records("quality_metrics")
-    history_rows = []
-    if table_exists(spark, metrics_path):
-        history_rows = (
-            read_delta(spark, metrics_path)
-            .where((F.col("kind") == "rule") & F.col("job").isin(sorted({r["job"] for r in rows})))
-            .select("job", "table", "rule", "constraint", "run_id", "checked_at", "value",
-                    "passed")
-            .collect()
-        )
+    ids = ", ".join(literal(r["run_id"]) for r in rows)
+    step_rows = query(path, f"SELECT * FROM {TABLE} WHERE record_type = {literal(STEP)} "
+                            f"AND run_id IN ({ids})", s3) or []
+    jobs = ", ".join(literal(j) for j in sorted({r["job"] for r in rows}))
+    history_rows = query(
+        warehouse.records("quality_metrics"),
+        f"SELECT job, \"table\", rule, \"constraint\", run_id, checked_at, value, passed "
+        f"FROM {TABLE} WHERE kind = 'rule' AND job IN ({jobs})", s3) or []
     events = _events(warehouse)
     return [
         RunReport(

@@ -31,11 +31,11 @@ from pyspark.sql import functions as F
 
 import etl
 from etl.context import RunContext, utcnow
+from etl.inspection import FAILED, QUALITY_FAILED, RUN, STATUSES, STEP, SUCCEEDED
 from etl.records import RUNS
 
-SUCCEEDED, FAILED, QUALITY_FAILED = "succeeded", "failed", "quality_failed"
-RUN, STEP = "run", "step"
-STATUSES = (SUCCEEDED, FAILED, QUALITY_FAILED)
+__all__ = ["FAILED", "QUALITY_FAILED", "RUN", "STEP", "SUCCEEDED", "ProgressPrinter",
+           "StageTracker", "StepJobs", "build_info", "read_runs", "record_run"]
 
 
 @functools.cache
@@ -317,15 +317,3 @@ def read_runs(
     if record_type == STEP:  # run ids start with their UTC start time
         return df.orderBy(F.col("run_id").desc(), F.col("step_index"))
     return df.orderBy(F.col("started_at").desc())
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain text table (for terminals and logs)."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join([line, rule, *body])

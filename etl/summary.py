@@ -7,7 +7,7 @@ from pyspark.sql import SparkSession
 
 from etl.config import JobConfig
 from etl.context import RunContext
-from etl.runlog import format_table
+from etl.inspection import format_table
 from etl.tables import table_exists
 
 

@@ -33,7 +33,7 @@ def handle(args: argparse.Namespace) -> int:
     from etl import logs
     from etl.backfill import date_range, run_backfill
     from etl.config import load_job_config
-    from etl.runlog import format_table
+    from etl.inspection import format_table
     from etl.runner import check_dates, resolve_entrypoint
 
     check_dates(args.date_from, args.date_to)

@@ -52,8 +52,7 @@ def handle_jobs(args: argparse.Namespace) -> int:
 def handle_runs(args: argparse.Namespace) -> int:
     from etl.config import load_job_config, load_settings
     from etl.context import Warehouse
-    from etl.runlog import RUN, STEP, format_table, read_runs
-    from etl.session import get_spark
+    from etl.inspection import RUN, STEP, format_table, query_runs
 
     if args.since and args.until and args.since > args.until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
@@ -61,16 +60,14 @@ def handle_runs(args: argparse.Namespace) -> int:
         settings: Any = load_job_config(args.job, env=args.env, directory=args.conf_dir)
     else:
         settings = load_settings(env=args.env, directory=args.conf_dir)
-    spark = get_spark(settings.spark)
-    runs = read_runs(
-        spark, Warehouse.at(settings.paths.warehouse).records("runs"), args.job,
+    rows = query_runs(
+        Warehouse.at(settings.paths.warehouse).records("runs"), settings.s3, args.job,
         status=args.status, since=args.since, until=args.until,
-        record_type=STEP if args.steps else RUN,
+        record_type=STEP if args.steps else RUN, limit=args.limit,
     )
-    if runs is None:
+    if rows is None:
         print("no runs recorded yet")
         return EXIT_OK
-    rows = runs.limit(args.limit).collect()
     if args.steps:
         print(format_table(
             ["run_id", "job", "step", "status", "rows_in", "rows_out", "seconds", "spark_jobs",

@@ -49,8 +49,8 @@ def register(commands: Any) -> None:
 
 def handle_run(args: argparse.Namespace) -> int:
     from etl import logs, secrets
+    from etl.inspection import format_table
     from etl.pipeline import ALREADY_SUCCEEDED, SUCCEEDED, load_pipeline, run_pipeline
-    from etl.runlog import format_table
 
     pipeline = load_pipeline(args.name, args.conf_dir)
     logs.configure()

@@ -81,8 +81,8 @@ def _number(value: Any) -> str:
 
 
 def handle_profile(args: argparse.Namespace) -> int:
+    from etl.inspection import format_table
     from etl.quality.deequ import profile
-    from etl.runlog import format_table
 
     df = _load(args)
     rows = profile(df)

@@ -70,21 +70,29 @@ def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     return get_spark(settings.spark), Warehouse.at(settings.paths.warehouse)
 
 
-def handle_quarantine(args: argparse.Namespace) -> int:
-    from etl.replay import quarantine_summary, read_quarantine
-    from etl.runlog import format_table
+def _records(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The warehouse and its S3 settings, for commands that read records without Spark."""
+    from etl.config import load_settings
+    from etl.context import Warehouse
 
-    spark, warehouse = _session(args)
-    rows = read_quarantine(spark, warehouse, args.table, args.run_id)
+    settings = load_settings(env=args.env, directory=args.conf_dir)
+    return Warehouse.at(settings.paths.warehouse), settings.s3
+
+
+def handle_quarantine(args: argparse.Namespace) -> int:
+    from etl.inspection import format_table, quarantine_rows, quarantine_summary
+
+    warehouse, s3 = _records(args)
+    path = warehouse.quarantine(args.table)
     if args.rows:
-        found = rows.orderBy("quarantined_at", "source_file").limit(args.limit).collect()
+        found = quarantine_rows(path, s3, args.table, args.run_id, args.limit)
         print(format_table(
             ["run_id", "source_file", "reasons", "record", "replay_run_id"],
             [(r.run_id, r.source_file, "; ".join(r.reasons), r.record, r.replay_run_id)
              for r in found]))
         return EXIT_OK
     print(format_table(["run_id", "reason", "rows", "replayed"],
-                       [tuple(r) for r in quarantine_summary(rows)]))
+                       quarantine_summary(path, s3, args.table, args.run_id)))
     return EXIT_OK
 
 
@@ -123,22 +131,13 @@ def handle_replay(args: argparse.Namespace) -> int:
 
 
 def handle_dead_letters(args: argparse.Namespace) -> int:
-    from pyspark.sql import functions as F
+    from etl.inspection import dead_letters, format_table
 
-    from etl.runlog import format_table
-    from etl.tables import table_exists
-
-    spark, warehouse = _session(args)
-    path = warehouse.records("dead_letters")
-    if not table_exists(spark, path):
+    warehouse, s3 = _records(args)
+    rows = dead_letters(warehouse.records("dead_letters"), s3, args.job)
+    if rows is None:
         print("no dead letters recorded")
         return EXIT_OK
-    df = spark.read.format("delta").load(path)
-    if args.job:
-        df = df.where(F.col("job") == args.job)
-    if "path" not in df.columns:  # recorded before landed files could be set aside
-        df = df.withColumn("path", F.lit(None).cast("string"))
-    rows = df.orderBy(F.col("recorded_at").desc()).collect()
     print(format_table(["recorded_at", "job", "run_id", "source", "file", "error_class", "reason"],
                        [(r.recorded_at, r.job, r.run_id, r.source,
                          r.path.rsplit("/", 1)[-1] if r.path else "", r.error_class,

@@ -48,10 +48,9 @@ def write_report(settings: Any, warehouse: Any, *, run_id: str | None = None,
                  job: str | None = None, last: int = 1, out: str | None = None) -> Path:
     """Collect, render and write the report; return the file's path."""
     from etl.report import collect, render, slug
-    from etl.session import get_spark
 
-    spark = get_spark(settings.spark)
-    reports = collect(spark, warehouse, settings.paths.landing, run_id=run_id, job=job, last=last)
+    reports = collect(warehouse, settings.paths.landing, run_id=run_id, job=job, last=last,
+                      s3=settings.s3)
     if out is None:
         if "://" in warehouse.root:
             raise ConfigError("give --out FILE: the warehouse is not a local folder")

@@ -82,14 +82,18 @@ def handle(args: argparse.Namespace) -> int:
                           file=config.file, key=f"sources.{args.source}")
 
     from etl.context import Warehouse
-    from etl.runlog import format_table
+
+    warehouse = Warehouse.at(config.paths.warehouse)
+    if args.action == "show":
+        _show(config, warehouse, args.job)
+        return EXIT_OK
+
     from etl.session import get_spark
     from etl.storage import configure_s3a
     from etl.watermarks import WatermarkStore, format_value
 
     spark = get_spark(config.spark)
     configure_s3a(spark, config.s3)
-    warehouse = Warehouse.at(config.paths.warehouse)
     store = WatermarkStore(spark, warehouse.records("state/watermarks"))
     if args.action == "readmit":
         from etl.state import FileLedger
@@ -105,31 +109,21 @@ def handle(args: argparse.Namespace) -> int:
         removed = store.reset(args.job, args.source)
         what = f"{args.job}/{args.source}" if args.source else args.job
         print(f"{what}: {removed} watermark(s) removed; the next run extracts in full")
-    else:
-        marks = store.all(args.job)
-        print(format_table(
-            ["source", "column", "kind", "value", "run_id", "updated_at"],
-            [(w.source, w.column, w.kind, format_value(w.value), w.run_id, w.updated_at)
-             for w in marks],
-        ) if marks else f"{args.job}: no watermarks stored")
-        _print_ledger(spark, warehouse.records("state/files"), args.job)
     return EXIT_OK
 
 
-def _print_ledger(spark: Any, path: str, job: str) -> None:
-    from pyspark.sql import functions as F
+def _show(config: Any, warehouse: Any, job: str) -> None:
+    """The job's watermarks, then its ledger's files per source (read without Spark)."""
+    from etl.inspection import format_table, ledger_summary, watermarks
 
-    from etl.runlog import format_table
-    from etl.tables import table_exists
-
-    if not table_exists(spark, path):
-        return
-    rows = (
-        spark.read.format("delta").load(path).where(F.col("job") == job).groupBy("source")
-        .agg(F.count("*").alias("files"), F.max("ingested_at").alias("last_ingested"))
-        .orderBy("source").collect()
-    )
-    if rows:
+    marks = watermarks(warehouse.records("state/watermarks"), config.s3, job)
+    print(format_table(
+        ["source", "column", "kind", "value", "run_id", "updated_at"],
+        [(w.source, w.column, w.kind, w.value, w.run_id, w.updated_at)  # stored as formatted
+         for w in marks],
+    ) if marks else f"{job}: no watermarks stored")
+    files = ledger_summary(warehouse.records("state/files"), config.s3, job)
+    if files:
         print()
         print(format_table(["source", "files ingested", "last ingested"],
-                           [(r.source, r.files, r.last_ingested) for r in rows]))
+                           [(r.source, r.files, r.last_ingested) for r in files]))
