@@ -81,11 +81,14 @@ $(VENV)/.bench-installed: setup.py $(VENV)/.installed
 	touch $@
 
 BENCH_ARGS ?= --scales 0.1,1,3 --repeats 3 --big-repeats 2 --budget-minutes 90
-bench: $(VENV)/.bench-installed jars  ## TPC-H benchmark B1..B6 (all cases at SF 1; 0.1, 3) -> docs/BENCHMARKS.md
+FLIGHTS_BENCH_ARGS ?= --repeats 3 --budget-minutes 60
+bench: $(VENV)/.bench-installed jars  ## TPC-H benchmark B1..B6 (all cases at SF 1; 0.1, 3) -> docs/BENCHMARKS.md, flights job F1..F3 -> docs/BENCHMARKS_flights.md
 	$(PY) scripts/bench_tpch.py $(BENCH_ARGS) --report docs/BENCHMARKS.md
+	$(PY) scripts/bench_flights.py $(FLIGHTS_BENCH_ARGS) --report docs/BENCHMARKS_flights.md
 
-bench-quick: $(VENV)/.bench-installed jars  ## the benchmark at SF 0.01, one repetition (CI smoke)
+bench-quick: $(VENV)/.bench-installed jars  ## both benchmarks on a slice (TPC-H SF 0.01, flights of two days), one repetition (CI smoke)
 	$(PY) scripts/bench_tpch.py --quick
+	$(PY) scripts/bench_flights.py --quick
 
 # Airflow lives in its own virtualenv (its pins clash with the project's); uv installs the
 # locked set (requirements/airflow.txt, compiled from requirements/airflow.in) in well under a minute.
