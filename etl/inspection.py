@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from etl.config import S3Settings
 from etl.errors import ConfigError
-from etl.native import TABLE, Row, columns, exists, literal, query, where
+from etl.native import TABLE, Row, columns, literal, open_table, query, query_path, where
 
 #: The run record's kinds of row and a run's outcomes (`etl.runlog` writes them).
 RUN, STEP = "run", "step"
@@ -47,9 +48,10 @@ def query_runs(
     inclusive), or of one run; ``None`` when nothing was recorded."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    if not exists(path, s3):
+    table = open_table(path, s3)
+    if table is None:
         return None
-    recorded = columns(path, s3)
+    recorded = columns(table)
     conditions = [
         f"record_type = {literal(record_type)}" if "record_type" in recorded else "",
         f"job = {literal(job)}" if job else "",
@@ -61,58 +63,62 @@ def query_runs(
     # run ids start with their UTC start time
     order = "run_id DESC, step_index" if record_type == STEP else "started_at DESC"
     bound = f" LIMIT {int(limit)}" if limit is not None else ""
-    return query(path, f"SELECT * FROM {TABLE}{where(conditions)} ORDER BY {order}{bound}", s3)
+    return query(table, f"SELECT * FROM {TABLE}{where(conditions)} ORDER BY {order}{bound}")
 
 
 def watermarks(path: str, s3: S3Settings | None, job: str) -> list[Row]:
     """The stored watermarks of ``job``, by source (values as stored, with their kind)."""
-    return query(path, f"SELECT * FROM {TABLE} WHERE job = {literal(job)} ORDER BY source",
-                 s3) or []
+    return query_path(path, f"SELECT * FROM {TABLE} WHERE job = {literal(job)} ORDER BY source",
+                      s3) or []
 
 
 def ledger_summary(path: str, s3: S3Settings | None, job: str) -> list[Row]:
     """Per source of ``job``: how many landed files the ledger holds, and the last ingestion."""
-    return query(path, f"SELECT source, COUNT(*) AS files, MAX(ingested_at) AS last_ingested "
-                       f"FROM {TABLE} WHERE job = {literal(job)} GROUP BY source ORDER BY source",
-                 s3) or []
+    return query_path(path, f"SELECT source, COUNT(*) AS files, MAX(ingested_at) AS last_ingested "
+                            f"FROM {TABLE} WHERE job = {literal(job)} GROUP BY source "
+                            "ORDER BY source", s3) or []
 
 
 def quarantine_rows(path: str, s3: S3Settings | None, table: str, run_id: str | None,
                     limit: int) -> list[Row]:
     """Quarantined rows of ``table`` (of ``run_id``), oldest first, with the replay columns."""
-    replay = _replay_columns(path, s3, table)
-    rows = query(path, f"SELECT run_id, source_file, reasons, record, {replay} FROM {TABLE}"
-                       f"{where([f'run_id = {literal(run_id)}' if run_id else ''])} "
-                       f"ORDER BY quarantined_at, source_file LIMIT {int(limit)}", s3)
-    return rows or []
+    quarantine, replay = _quarantine(path, s3, table)
+    return query(quarantine, f"SELECT run_id, source_file, reasons, record, {replay} FROM {TABLE}"
+                             f"{where([f'run_id = {literal(run_id)}' if run_id else ''])} "
+                             f"ORDER BY quarantined_at, source_file LIMIT {int(limit)}")
 
 
 def quarantine_summary(path: str, s3: S3Settings | None, table: str,
                        run_id: str | None) -> list[tuple[str, str, int, int]]:
     """``(run_id, reason, rows, replayed)`` per run and reason, by run then reason."""
-    replay = _replay_columns(path, s3, table)
+    quarantine, replay = _quarantine(path, s3, table)
     selected = where([f"run_id = {literal(run_id)}" if run_id else ""])
-    rows = query(path, f"SELECT run_id, reason, COUNT(*) AS rows, COUNT(replayed_at) AS replayed "
-                       f"FROM (SELECT run_id, unnest(reasons) AS reason, {replay} FROM {TABLE}"
-                       f"{selected}) GROUP BY run_id, reason ORDER BY run_id, reason", s3) or []
+    rows = query(quarantine, f"SELECT run_id, reason, COUNT(*) AS rows, COUNT(replayed_at) AS "
+                             f"replayed FROM (SELECT run_id, unnest(reasons) AS reason, {replay} "
+                             f"FROM {TABLE}{selected}) GROUP BY run_id, reason "
+                             "ORDER BY run_id, reason")
     return [(r.run_id, r.reason, r.rows, r.replayed) for r in rows]
 
 
 def dead_letters(path: str, s3: S3Settings | None, job: str | None) -> list[Row] | None:
     """Dead letters, newest first (of ``job``); ``None`` when none were ever recorded. Rows
     recorded before landed files could be set aside have no ``path``."""
-    if not exists(path, s3):
+    table = open_table(path, s3)
+    if table is None:
         return None
-    file_path = "path" if "path" in columns(path, s3) else "CAST(NULL AS STRING) AS path"
-    return query(path, f"SELECT recorded_at, job, run_id, source, {file_path}, error_class, reason "
-                       f"FROM {TABLE}{where([f'job = {literal(job)}' if job else ''])} "
-                       "ORDER BY recorded_at DESC", s3) or []
+    file_path = "path" if "path" in columns(table) else "CAST(NULL AS STRING) AS path"
+    return query(table, f"SELECT recorded_at, job, run_id, source, {file_path}, error_class, "
+                        f"reason FROM {TABLE}{where([f'job = {literal(job)}' if job else ''])} "
+                        "ORDER BY recorded_at DESC")
 
 
-def _replay_columns(path: str, s3: S3Settings | None, table: str) -> str:
-    """The replay columns to select: null for a quarantine replay never touched."""
-    if not exists(path, s3):
+def _quarantine(path: str, s3: S3Settings | None, table: str) -> tuple[Any, str]:
+    """The opened quarantine table and its replay columns to select (null for a quarantine no
+    replay ever touched)."""
+    quarantine = open_table(path, s3)
+    if quarantine is None:
         raise ConfigError(f"no quarantine table for {table!r} at {path}")
-    present = columns(path, s3)
-    return ", ".join(c if c in present else f"CAST(NULL AS {t}) AS {c}"
-                     for c, t in (("replayed_at", "TIMESTAMP"), ("replay_run_id", "STRING")))
+    present = columns(quarantine)
+    return quarantine, ", ".join(
+        c if c in present else f"CAST(NULL AS {t}) AS {c}"
+        for c, t in (("replayed_at", "TIMESTAMP"), ("replay_run_id", "STRING")))

@@ -51,35 +51,36 @@ def storage(path: str, s3: S3Settings | None = None) -> tuple[str, dict[str, str
     return uri, options
 
 
-def exists(path: str, s3: S3Settings | None = None) -> bool:
-    """Whether ``path`` holds a Delta table."""
+def open_table(path: str, s3: S3Settings | None = None) -> Any | None:
+    """The Delta table at ``path`` (its log read once), or ``None`` when there is none."""
     from deltalake import DeltaTable
-
-    uri, options = storage(path, s3)
-    return bool(DeltaTable.is_deltatable(uri, storage_options=options))
-
-
-def columns(path: str, s3: S3Settings | None = None) -> list[str]:
-    """The table's column names, in its schema's order."""
-    from deltalake import DeltaTable
-
-    uri, options = storage(path, s3)
-    return [f.name for f in DeltaTable(uri, storage_options=options).schema().fields]
-
-
-def query(path: str, sql: str, s3: S3Settings | None = None) -> list[Row] | None:
-    """Run ``sql`` (the table is `TABLE`) over the Delta table at ``path``; ``None`` when there
-    is no table there."""
-    from deltalake import DeltaTable, QueryBuilder
 
     uri, options = storage(path, s3)
     if not DeltaTable.is_deltatable(uri, storage_options=options):
         return None
-    table = DeltaTable(uri, storage_options=options)
+    return DeltaTable(uri, storage_options=options)
+
+
+def columns(table: Any) -> list[str]:
+    """An opened table's column names, in its schema's order."""
+    return [f.name for f in table.schema().fields]
+
+
+def query(table: Any, sql: str) -> list[Row]:
+    """Run ``sql`` (the table is `TABLE`) over an opened table (`open_table`)."""
+    from deltalake import QueryBuilder
+
     result = QueryBuilder().register(TABLE, table).execute(sql).read_all()
     names = list(result.column_names)
     values = [result.column(name).to_pylist() for name in names]
-    return [Row(zip(names, (_python(v) for v in row), strict=True)) for row in zip(*values, strict=True)]
+    return [Row(zip(names, (_python(v) for v in row), strict=True))
+            for row in zip(*values, strict=True)]
+
+
+def query_path(path: str, sql: str, s3: S3Settings | None = None) -> list[Row] | None:
+    """`query` over the table at ``path``; ``None`` when there is no table there."""
+    table = open_table(path, s3)
+    return None if table is None else query(table, sql)
 
 
 def literal(value: str | int | dt.date) -> str:

@@ -66,7 +66,7 @@ def collect(
     """The runs to report: ``run_id``, or the ``last`` runs of ``job`` (newest first), read from
     the warehouse's records without Spark (`etl.inspection`)."""
     from etl.inspection import RUN, STEP, query_runs
-    from etl.native import TABLE, literal, query
+    from etl.native import TABLE, literal, query_path
 
     if (run_id is None) == (job is None):
         raise ConfigError("give either a run id or a job")
@@ -80,10 +80,10 @@ def collect(
         wanted = f"run {run_id}" if run_id else f"runs of job {job}"
         raise ConfigError(f"no {wanted} recorded under {path}")
     ids = ", ".join(literal(r["run_id"]) for r in rows)
-    step_rows = query(path, f"SELECT * FROM {TABLE} WHERE record_type = {literal(STEP)} "
-                            f"AND run_id IN ({ids})", s3) or []
+    step_rows = query_path(path, f"SELECT * FROM {TABLE} WHERE record_type = {literal(STEP)} "
+                                 f"AND run_id IN ({ids})", s3) or []
     jobs = ", ".join(literal(j) for j in sorted({r["job"] for r in rows}))
-    history_rows = query(
+    history_rows = query_path(
         warehouse.records("quality_metrics"),
         f"SELECT job, \"table\", rule, \"constraint\", run_id, checked_at, value, passed "
         f"FROM {TABLE} WHERE kind = 'rule' AND job IN ({jobs})", s3) or []
