@@ -97,8 +97,8 @@ def loaded(spark, tmp_path_factory):
 
 @pytest.fixture()
 def first_load(loaded):
-    """The first run's warehouse and landing area, put back in their own place (the ledger and
-    bronze name the landed files by their paths) before and after a test that changes them."""
+    """The first run's warehouse and landing area for a test that changes them, put back in
+    their own place afterwards (the ledger and bronze name the landed files by their paths)."""
     flights, _ = loaded
 
     def restore() -> None:
@@ -106,7 +106,6 @@ def first_load(loaded):
         shutil.copytree(flights.warehouse.parent.parent / "first-load", flights.warehouse.parent)
         flights.spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # tables replaced
 
-    restore()
     yield flights
     restore()
 
