@@ -69,6 +69,30 @@ def check_job(config: JobConfig, origin: Mapping[str, str], job_file: str) -> No
                 key=f"quality.{name}",
             )
     check_rules(config.quality, origin, job_file)
+    check_personal_data(config, origin, job_file)
+
+
+def check_personal_data(config: JobConfig, origin: Mapping[str, str], job_file: str) -> None:
+    """The tables ``personal_data`` names exist: ``columns`` names sources, a subject's
+    ``found_in`` sources or targets."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=origin_of(origin, key) if key in origin else job_file,
+                           key=key)
+
+    declared = config.personal_data
+    for name in declared.columns:
+        if name not in config.sources:
+            raise fail(f"personal_data.columns.{name}",
+                       f"{name!r} is not a source (sources: {sorted(config.sources)})")
+    for subject, spec in declared.subjects.items():
+        key = f"personal_data.subjects.{subject}.found_in"
+        if not spec.found_in:
+            raise fail(key, "name the sources or targets holding the subject's key")
+        for name in spec.found_in:
+            if name not in config.sources and name not in config.targets:
+                raise fail(f"{key}.{name}", f"{name!r} is neither a source nor a target "
+                           f"(sources: {sorted(config.sources)}; targets: {sorted(config.targets)})")
 
 
 def check_source(

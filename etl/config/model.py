@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from etl.config.privacy import PrivacyConfig
 from etl.config.rules import RuleConfig
 from etl.config.sources import JdbcCredentials, SchemaDrift, SourceConfig
 from etl.errors import ConfigError
@@ -363,6 +364,8 @@ class JobConfig:
     deploy: DeploySettings = field(default_factory=DeploySettings)
     lineage: LineageSettings = field(default_factory=LineageSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: Personal columns and what each layer holds of them; subjects `etl forget` erases.
+    personal_data: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     @property
     def file(self) -> str:
