@@ -10,6 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from etl.cli import main
 from tests.orchestration_conf import make_conf
 from tests.orchestration_dist import names
@@ -17,26 +19,47 @@ from tests.orchestration_dist import names
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_PYTHON = Path(os.environ.get("ETL_AIRFLOW_PYTHON", ROOT / ".venv-airflow" / "bin" / "python"))
 
-LOAD = """
+AIRFLOW = """
 import json, sys
 from airflow.models import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
-out = {"import_errors": {k: v[-300:] for k, v in bag.import_errors.items()}, "dags": {}}
-for dag_id, dag in bag.dags.items():
-    tasks = {}
-    for t in dag.tasks:
-        tasks[t.task_id] = {
-            "type": type(t).__name__, "upstream": sorted(t.upstream_task_ids),
-            "retries": t.retries, "retry_delay": t.retry_delay.total_seconds(),
-            "backoff": t.retry_exponential_backoff,
-            "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
-            "steps": getattr(t, "steps", None), "job": getattr(t, "job", None),
-            "job_flow_id": getattr(t, "job_flow_id", None), "step_id": getattr(t, "step_id", None),
-            "region": getattr(t, "region", None), "project_id": getattr(t, "project_id", None),
-        }
-    out["dags"][dag_id] = {"schedule": dag.schedule_interval, "catchup": dag.catchup,
-                           "start_date": dag.start_date.isoformat(), "tasks": tasks}
-print(json.dumps(out))
+
+def errors(bag):
+    return {k: v[-300:] for k, v in bag.import_errors.items()}
+
+def loaded(bag):
+    out = {"import_errors": errors(bag), "dags": {}}
+    for dag_id, dag in bag.dags.items():
+        tasks = {}
+        for t in dag.tasks:
+            tasks[t.task_id] = {
+                "type": type(t).__name__, "upstream": sorted(t.upstream_task_ids),
+                "retries": t.retries, "retry_delay": t.retry_delay.total_seconds(),
+                "backoff": t.retry_exponential_backoff,
+                "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                "steps": getattr(t, "steps", None), "job": getattr(t, "job", None),
+                "job_flow_id": getattr(t, "job_flow_id", None), "step_id": getattr(t, "step_id", None),
+                "region": getattr(t, "region", None), "project_id": getattr(t, "project_id", None),
+            }
+        out["dags"][dag_id] = {"schedule": dag.schedule_interval, "catchup": dag.catchup,
+                               "start_date": dag.start_date.isoformat(), "tasks": tasks}
+    return out
+
+def rendered(bag):
+    out = {"import_errors": errors(bag)}
+    dag = bag.dags.get("daily")
+    if dag is not None:
+        out["description"] = dag.description
+        for task in dag.tasks:
+            for field in ("steps", "job"):
+                if hasattr(task, field):
+                    out[task.task_id] = task.render_template(getattr(task, field), {"ds": "2013-01-02"})
+    return out
+
+answers = {}
+for name, (kind, folder) in json.loads(sys.argv[1]).items():
+    bag = DagBag(dag_folder=folder, include_examples=False)
+    answers[name] = loaded(bag) if kind == "load" else rendered(bag)
+print(json.dumps(answers))
 """
 
 PIPELINE = {"schedule": "0 6 * * *", "start_date": "2013-01-01", "catchup": True,
@@ -45,12 +68,18 @@ JOBS = {"extract": {}, "clean": {"depends_on": ["extract"]},
         "report": {"depends_on": ["clean"], "retries": 0}}
 
 
-def load_dags(folder: Path) -> dict:
+def airflow(root: Path, requests: dict[str, tuple[str, Path]]) -> dict[str, dict]:
+    """Airflow's own DagBag on each requested DAG folder, all in one process of .venv-airflow
+    run in ``root`` (each Airflow start-up costs seconds). ``("load", folder)`` answers with the
+    DAGs, their settings and tasks; ``("render", folder)`` with DAG ``daily``'s description and
+    each task's steps or job rendered for 2013-01-02. Every answer holds the folder's import
+    errors."""
     assert AIRFLOW_PYTHON.exists(), f"no Airflow virtualenv at {AIRFLOW_PYTHON}: run `make airflow-venv`"
-    env = {"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(folder.parent / "airflow-home"),
+    env = {"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(root / "airflow-home"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{folder.parent}/airflow.db"}
-    done = subprocess.run([str(AIRFLOW_PYTHON), "-c", LOAD, str(folder)], env=env,
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root}/airflow.db"}
+    argument = json.dumps({name: (kind, str(folder)) for name, (kind, folder) in requests.items()})
+    done = subprocess.run([str(AIRFLOW_PYTHON), "-c", AIRFLOW, argument], env=env, cwd=root,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -80,9 +109,37 @@ def export(tmp_path, target: str, dist: Path, pipeline: dict | None = None,
     return out
 
 
-def test_emr_dag_has_a_step_and_a_sensor_per_job(tmp_path, dist_for):
+HOSTILE = 'It ends """ + __import__("os").system("touch PWNED") + """ and has \\U0001 \\N{x} {{ 7 * 7 }}'
+JINJA = "params.note={{ conn.aws_default.password }}{% if 1 %}x{% endif %}{# c #}"
+SUFFIX = "params.file=report.json"
+
+
+@pytest.fixture(scope="module")
+def dags(tmp_path_factory, dist_for) -> tuple[Path, dict[str, dict]]:
+    """The module's DAG files, exported first and then loaded or rendered by one Airflow
+    process (run in the returned folder): ``emr`` and ``dataproc`` loaded; ``hostile-emr`` and
+    ``hostile-dataproc`` (a description that would close the docstring or be a bad escape,
+    --set values with Jinja or a template file extension) rendered."""
+    def folder(name: str, target: str, **kwargs) -> Path:
+        platform = PLATFORMS[target]
+        return export(tmp_path_factory.mktemp(name), target, dist_for(platform), **kwargs).parent
+
+    hostile = {**PIPELINE, "description": HOSTILE}
+    requests = {
+        "emr": ("load", folder("emr", "emr")),
+        "dataproc": ("load", folder("dataproc", "dataproc")),
+        "hostile-emr": ("render", folder("hostile-emr", "emr", pipeline=hostile,
+                                         jobs={"extract": {"set": [JINJA, SUFFIX]}})),
+        "hostile-dataproc": ("render", folder("hostile-dataproc", "dataproc", pipeline=hostile,
+                                              jobs={"extract": {"set": [JINJA]}})),
+    }
+    root = tmp_path_factory.mktemp("airflow")
+    return root, airflow(root, requests)
+
+
+def test_emr_dag_has_a_step_and_a_sensor_per_job(dags, dist_for):
     dist = dist_for("emr-7")
-    loaded = load_dags(export(tmp_path, "emr", dist).parent)
+    loaded = dags[1]["emr"]
     assert loaded["import_errors"] == {}
     dag = loaded["dags"]["daily"]
     assert (dag["schedule"], dag["catchup"], dag["start_date"]) == (
@@ -116,9 +173,9 @@ def test_emr_dag_has_a_step_and_a_sensor_per_job(tmp_path, dist_for):
         f"{root}/{m['environment']['file']}#environment,{root}/{m['conf']['file']}#conf")
 
 
-def test_dataproc_dag_submits_one_job_per_pipeline_job(tmp_path, dist_for):
+def test_dataproc_dag_submits_one_job_per_pipeline_job(dags, dist_for):
     dist = dist_for("dataproc-2.2")
-    loaded = load_dags(export(tmp_path, "dataproc", dist).parent)
+    loaded = dags[1]["dataproc"]
     assert loaded["import_errors"] == {}
     tasks = loaded["dags"]["daily"]["tasks"]
     assert {t: (v["type"], v["upstream"], v["retries"]) for t, v in tasks.items()} == {
@@ -135,52 +192,19 @@ def test_dataproc_dag_submits_one_job_per_pipeline_job(tmp_path, dist_for):
         "run", "report", "--env", "local", "--date", "{{ ds }}"]
 
 
-RENDER = """
-import json, sys
-from airflow.models import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
-assert not bag.import_errors, bag.import_errors
-dag = bag.dags[sys.argv[2]]
-out = {"description": dag.description}
-for task in dag.tasks:
-    for field in ("steps", "job"):
-        if hasattr(task, field):
-            out[task.task_id] = task.render_template(getattr(task, field), {"ds": "2013-01-02"})
-print(json.dumps(out))
-"""
-
-HOSTILE = 'It ends """ + __import__("os").system("touch PWNED") + """ and has \\U0001 \\N{x} {{ 7 * 7 }}'
-
-
-def render(folder: Path, dag_id: str) -> dict:
-    env = {"PATH": os.environ["PATH"], "AIRFLOW_HOME": str(folder.parent / "airflow-home"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{folder.parent}/airflow.db"}
-    done = subprocess.run([str(AIRFLOW_PYTHON), "-c", RENDER, str(folder), dag_id], env=env,
-                          capture_output=True, text=True, timeout=300, check=False,
-                          cwd=folder.parent)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_strings_from_configuration_are_escaped_for_python_and_jinja(tmp_path,
-                                                                     dist_for):
+def test_strings_from_configuration_are_escaped_for_python_and_jinja(dags):
     """A description that would close the docstring or be a bad escape, and --set values with
     Jinja or a template file extension: the DAG imports, and renders them back as they are."""
-    jinja = "params.note={{ conn.aws_default.password }}{% if 1 %}x{% endif %}{# c #}"
-    suffix = "params.file=report.json"
-    out = export(tmp_path, "emr", dist_for("emr-7"),
-                 pipeline={**PIPELINE, "description": HOSTILE},
-                 jobs={"extract": {"set": [jinja, suffix]}})
-    rendered = render(out.parent, "daily")
+    root, answers = dags
+    rendered = answers["hostile-emr"]
+    assert rendered["import_errors"] == {}
     assert rendered["description"] == HOSTILE
-    assert not (tmp_path / "PWNED").exists()
+    assert not (root / "PWNED").exists()
     args = rendered["extract_submit"][0]["HadoopJarStep"]["Args"]
-    assert args[-6:] == ["--date", "2013-01-02", "--set", jinja, "--set", suffix]
+    assert args[-6:] == ["--date", "2013-01-02", "--set", JINJA, "--set", SUFFIX]
     assert rendered["extract_submit"][0]["Name"] == "etl extract 2013-01-02"
 
-    out = export(tmp_path / "dp", "dataproc", dist_for("dataproc-2.2"),
-                 pipeline={**PIPELINE, "description": HOSTILE},
-                 jobs={"extract": {"set": [jinja]}})
-    job = render(out.parent, "daily")["extract"]
-    assert job["pyspark_job"]["args"][-4:] == ["--date", "2013-01-02", "--set", jinja]
+    rendered = answers["hostile-dataproc"]
+    assert rendered["import_errors"] == {}
+    job = rendered["extract"]
+    assert job["pyspark_job"]["args"][-4:] == ["--date", "2013-01-02", "--set", JINJA]
