@@ -10,6 +10,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SPARK_VERSION", "3.5")
+#: The key of the shop job's pseudonyms in tests (conf/jobs/shop.yml, personal_data): a fixed
+#: value, not a secret, so expected pseudonyms can be computed (etl.privacy.keyed_hash).
+TEST_PII_KEY = "etl-tests-pseudonym-key"
+os.environ["ETL_PII_KEY"] = TEST_PII_KEY  # golden digests depend on it
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ For a target built from a source (``inputs: [source]``), in this order:
    target's ``filter``;
 4. the latest version of each key (``keys``, ordered by ``sequence_by``) when ``duplicates:
    latest``; the others are counted as filtered, by the same window (`latest_per_key`'s
-   ``count_as``);
+   ``count_as``); then the personal columns ``personal_data`` declares in the form the
+   target's layer holds them (`Plan.protection`), so the audit sees what is published;
 5. **one action** computes the batch (kept in memory and on disk for the audit and the write)
    and counts its rows, the versions the de-duplication saw, the rows the filter dropped and the
    values of ``replace_by`` the targets downstream need.
@@ -164,8 +165,10 @@ def _require(plan: Plan, built: Built, out: DataFrame) -> None:
 def rows_for(plan: Plan, built: Built, valid: DataFrame, refs: Mapping[str, DataFrame], *,
              narrow: bool = False) -> DataFrame:
     """The target's rows from the valid typed rows of its source (steps 3 and 4 of the module
-    docstring), with ``_etl_versions`` (and ``_etl_keep`` with a filter); lazy. ``narrow``:
-    the references of ``targets.<name>.narrow`` are read for the batch's keys only."""
+    docstring), with ``_etl_versions`` (and ``_etl_keep`` with a filter), then its personal
+    columns in its layer's form (`Plan.protection`; the filter and the de-duplication saw
+    them as its input holds them); lazy. ``narrow``: the references of
+    ``targets.<name>.narrow`` are read for the batch's keys only."""
     assert built.source is not None
     target = built.target
     looked_up = {name: refs[name] for name in target.references}
@@ -182,9 +185,11 @@ def rows_for(plan: Plan, built: Built, valid: DataFrame, refs: Mapping[str, Data
     if target.filter:
         out = out.withColumn(KEEP, F.expr(target.filter))
     if deduplicates(built):
-        return out.transform(latest_per_key(list(target.keys), list(target.sequence_by),
-                                            count_as=VERSIONS))
-    return out.withColumn(VERSIONS, F.lit(1).cast("long"))
+        out = out.transform(latest_per_key(list(target.keys), list(target.sequence_by),
+                                           count_as=VERSIONS))
+    else:
+        out = out.withColumn(VERSIONS, F.lit(1).cast("long"))
+    return out.transform(plan.protection(built.name))
 
 
 def deduplicates(built: Built) -> bool:

@@ -39,6 +39,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from etl import storage
+from etl._typing import Transform
 from etl.config import KafkaConfig, TargetConfig
 from etl.context import RunContext, WriteMetrics
 from etl.errors import ConfigError, SourceError, jvm_error_text
@@ -90,12 +91,14 @@ def start_kafka_load(
     result: KafkaLoadResult | None = None,
     on_batch: BatchCallback | None = None,
     extra: str = "rescue",
+    prepare: Transform | None = None,
 ) -> StreamingQuery:
     """Start the streaming load of ``source_name`` into ``target`` and return the query.
 
     Arguments are checked before the query starts. Each micro-batch writes the target and the
     quarantine idempotently (see the module docstring), adds its counts to ``result`` and its
-    write metrics to ``ctx``, then calls ``on_batch``."""
+    write metrics to ``ctx``, then calls ``on_batch``. ``prepare``: applied to the rows
+    before the target's write (the bronze form of personal columns)."""
     schema = parse_schema(kafka.schema, f"sources.{source_name}.kafka",
                           [("required", c) for c in kafka.required])
     _check_target(target_name, target)
@@ -121,7 +124,9 @@ def start_kafka_load(
             # every Delta builder of a streaming mode has execute() (DeltaWrite itself does not)
             delta: Any = (delta_writer(session, path, target).user_metadata(ctx.run_id)
                           .idempotent(identity, batch_id))
-            metrics: WriteMetrics = delta.execute(valid.drop(RAW_RECORD, SOURCE_COLUMN))
+            landed = valid.drop(RAW_RECORD, SOURCE_COLUMN)
+            metrics: WriteMetrics = delta.execute(
+                landed.transform(prepare) if prepare is not None else landed)
             quarantined = 0
             if not rejected.isEmpty():
                 quarantine = (
@@ -171,6 +176,7 @@ def load_kafka(
     target: TargetConfig,
     on_batch: BatchCallback | None = None,
     extra: str = "rescue",
+    prepare: Transform | None = None,
 ) -> KafkaLoadResult:
     """A scheduled run: load every message published since the last run, then stop.
 
@@ -185,7 +191,7 @@ def load_kafka(
     result = KafkaLoadResult()
     query = start_kafka_load(spark, ctx, kafka, source_name=source_name,
                              target_name=target_name, target=target, result=result,
-                             on_batch=on_batch, extra=extra)
+                             on_batch=on_batch, extra=extra, prepare=prepare)
     try:
         query.awaitTermination()
     except StreamingQueryException as exc:

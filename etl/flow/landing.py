@@ -3,6 +3,9 @@ the targets are published.
 
 By source type:
 
+A bronze table holds the personal columns ``personal_data`` declares in its bronze form
+(`Plan.protection`; as landed unless declared); staged extracts always hold them as landed.
+
 * ``files``: the landed files the ledger has not seen (or whose size or modification time
   changed) are written to the source's bronze table in one commit: an ``append`` source
   replaces those files' rows (so a changed file never duplicates), a ``snapshot`` source
@@ -235,7 +238,8 @@ class Landing:
                     f"replacing bronze/{target.table} with it would empty the table "
                     f"(allow it with targets.{bronze_name}.allow_empty: true or --allow-empty)")
             writer = target_writer(self.spark, self.ctx, bronze_name, target).overwrite_schema()
-        metrics: WriteMetrics = writer.execute(found.df)
+        metrics: WriteMetrics = writer.execute(found.df.transform(self.plan.protection(
+            bronze_name)))
         return metrics
 
     def _set_aside(self, name: str, files: list[SetAside]) -> None:
@@ -316,7 +320,8 @@ class Landing:
         if bronze is None or self.ctx.staged_run:
             return
         target = self.rescuing(name, self.plan.config.targets[bronze])
-        metrics = target_writer(self.spark, self.ctx, bronze, target).execute(rows)
+        metrics = target_writer(self.spark, self.ctx, bronze, target).execute(
+            rows.transform(self.plan.protection(bronze)))
         self.ctx.record_write(metrics)
 
     def rescuing(self, name: str, target: TargetConfig) -> TargetConfig:
@@ -344,7 +349,8 @@ class Landing:
             **target.properties, "delta.enableChangeDataFeed": "true"})
         result = load_kafka(self.spark, self.ctx, source.kafka, source_name=name,
                             target_name=source.bronze, target=target,
-                            extra=source.schema_drift.extra)
+                            extra=source.schema_drift.extra,
+                            prepare=self.plan.protection(source.bronze))
         path = self.bronze_path(name)
         rejected = result.rows_quarantined
         if not table_exists(self.spark, path):

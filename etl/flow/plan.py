@@ -2,7 +2,8 @@
 feed targets (their rows are counted) and which are only looked up (references), the targets
 built from a source and those built from other targets (in dependency order), and the job's
 functions that `derive`, `transform` and `touched` name, imported and checked against the
-arguments the flow will give them.
+arguments the flow will give them; and which personal columns each table gets in another form
+than its input holds (`personal_actions`), with the job's key read once when one is hashed.
 
 Every problem raises `ConfigError` with the job's file and the dotted key, so ``etl run`` exits
 2 before Spark starts.
@@ -15,13 +16,18 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from etl.config import JobConfig, SourceConfig, TargetConfig
+from etl.config.privacy import Action
 from etl.errors import ConfigError
+from etl.privacy import STRENGTH, key_of, protect_columns
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 #: Columns of landed rows kept for the quarantine and bronze; a target built without a
 #: transform does not get them (``_rescued_data`` stays in bronze).
@@ -30,6 +36,9 @@ RAW_COLUMNS = ("_record", "_corrupt_record", "_rescued_data")
 FILE_METADATA = ("_source_file", "_source_modified", "_run_id", "_ingested_at")
 #: The default order of a file source's versions: a later landed file wins.
 FILE_SEQUENCE = ("_source_modified", "_source_file")
+#: Source types whose batch is read back from their bronze table (the others' batch is the
+#: extract itself, staged as landed).
+FROM_BRONZE = ("files", "kafka")
 
 
 @dataclass(frozen=True)
@@ -61,10 +70,20 @@ class Plan:
     #: Targets built from targets, inputs first.
     from_targets: tuple[Built, ...]
     derive: Mapping[str, Callable[..., Any]]
+    #: Table (a target, bronze ones included) -> its personal columns to change, and how
+    #: (`personal_actions`).
+    personal: Mapping[str, Mapping[str, Action]] = field(default_factory=dict)
+    #: The job's key, read when some table pseudonymises (never printed).
+    key: bytes | None = field(default=None, repr=False)
 
     @property
     def job_file(self) -> str:
         return self.config.file
+
+    def protection(self, name: str) -> Callable[[DataFrame], DataFrame]:
+        """The transform that gives target ``name``'s rows their layer's form of the personal
+        columns (`etl.privacy.protect_columns`); the rows unchanged when it has none."""
+        return protect_columns(self.personal.get(name, {}), self.key)
 
     def source(self, name: str) -> SourceConfig:
         return self.config.sources[name]
@@ -205,8 +224,89 @@ def _check_columns(config: JobConfig, built: Built, columns: list[str] | None) -
                           file=config.file, key="job.date_column")
 
 
+Forms = dict[tuple[str, str], frozenset[Action]]
+
+
+def personal_actions(config: JobConfig, from_sources: Sequence[Built],
+                     from_targets: Sequence[Built]) -> dict[str, dict[str, Action]]:
+    """Table -> personal column -> the action the flow applies to the table's rows.
+
+    A table built from source S (its bronze table; a target built from S, or looking S up as a
+    reference; a target built from such targets) gives each column ``personal_data.columns``
+    declares for S its layer's action (a layer not named: ``keep``), applied to the column as
+    the table's inputs hold it, unless they all hold it in that form already (an upstream
+    layer did the same: a pseudonym is never hashed again). Inputs: the bronze table for a
+    source whose batch is read from it (`FROM_BRONZE`) and for a reference with one, else the
+    extract as landed; for targets built from targets, those targets. Columns of one name from
+    two sources get the stronger action (`etl.privacy.STRENGTH`)."""
+    declared = config.personal_data.columns
+    if not declared:
+        return {}
+    held: dict[str, Forms] = {}
+    actions: dict[str, dict[str, Action]] = {}
+
+    def landed(source: str) -> Forms:
+        return {(source, c): frozenset({"keep"}) for c in declared.get(source, {})}
+
+    def build(name: str, layer: Literal["bronze", "silver", "gold"], inputs: list[Forms]
+              ) -> None:
+        before: Forms = {}
+        for forms in inputs:
+            for pair, found in forms.items():
+                before[pair] = before.get(pair, frozenset()) | found
+        after: Forms = {}
+        for (source, column), found in before.items():
+            action = declared[source][column].get(layer, "keep")
+            after[(source, column)] = found if action == "keep" else frozenset({action})
+            if action != "keep" and found != {action}:
+                mine = actions.setdefault(name, {})
+                mine[column] = max(mine.get(column, "keep"), action, key=STRENGTH.index)
+        held[name] = after
+
+    for source, spec in config.sources.items():
+        if spec.bronze:
+            build(spec.bronze, "bronze", [landed(source)])
+
+    def read(source: str, *, batch: bool) -> Forms:
+        spec = config.sources[source]
+        if spec.bronze and (not batch or spec.type in FROM_BRONZE):
+            return held[spec.bronze]
+        return landed(source)
+
+    for built in from_sources:
+        assert built.source is not None
+        build(built.name, built.target.layer, [read(built.source, batch=True)] + [
+            read(ref, batch=False) for ref in built.target.references])
+    for built in from_targets:
+        build(built.name, built.target.layer, [held.get(i, {}) for i in built.inputs])
+    return actions
+
+
+def _check_personal(config: JobConfig, built: Built, actions: Mapping[str, Action]) -> None:
+    """A personal column a target's settings need keeps what they need of it: a key or a
+    partition column is not masked or dropped; an ordering or dated column is kept."""
+    target = built.target
+    masked: tuple[Action, ...] = ("mask", "drop")
+    needs = [("keys", c, masked) for c in target.keys]
+    needs += [("partition_by", c, masked) for c in target.partition_by]
+    needs += [("sequence_by", c, STRENGTH[1:]) for c in target.sequence_by]
+    if target.replace_by:
+        needs.append(("replace_by", target.replace_by, STRENGTH[1:]))
+    lowered = {c.lower(): a for c, a in actions.items()}
+    for setting, column, refused in needs:
+        action = lowered.get(column.lower(), "keep")
+        if action in refused:
+            raise ConfigError(
+                f"personal_data gives column {column!r} of {built.table} the action {action!r}, "
+                f"but targets.{built.name}.{setting} needs its values (allowed there: "
+                f"{', '.join(a for a in STRENGTH if a not in refused)})",
+                file=config.file, key=f"targets.{built.name}.{setting}")
+
+
 def make_plan(config: JobConfig) -> Plan:
-    """The plan of ``config``'s job (see the module docstring); imports the job's module."""
+    """The plan of ``config``'s job (see the module docstring); imports the job's module and,
+    when a table pseudonymises a personal column, reads the job's key (`etl.privacy.key_of`:
+    a `ConfigError` naming ``personal_data.key_env`` when it is missing)."""
     module = job_module(config)
     sources, targets = config.sources, config.targets
     derive = {}
@@ -244,10 +344,15 @@ def make_plan(config: JobConfig) -> Plan:
             graph[name] = set(target.inputs)
             specs[name] = built
     order = [n for n in graphlib.TopologicalSorter(graph).static_order() if n in specs]
+    from_targets = [specs[n] for n in order]
+    personal = personal_actions(config, from_sources, from_targets)
+    for built in [*from_sources, *from_targets]:
+        _check_personal(config, built, personal.get(built.name, {}))
+    hashes = any("pseudonymise" in columns.values() for columns in personal.values())
     return Plan(config=config, module=module, sources=tuple(sources),
-                from_sources=tuple(from_sources), from_targets=tuple(specs[n] for n in order),
-                derive=derive)
+                from_sources=tuple(from_sources), from_targets=tuple(from_targets),
+                derive=derive, personal=personal, key=key_of(config) if hashes else None)
 
 
-__all__ = ["FILE_METADATA", "FILE_SEQUENCE", "RAW_COLUMNS", "Built", "Plan", "job_module",
-           "make_plan"]
+__all__ = ["FILE_METADATA", "FILE_SEQUENCE", "FROM_BRONZE", "RAW_COLUMNS", "Built", "Plan",
+           "job_module", "make_plan", "personal_actions"]

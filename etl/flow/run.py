@@ -12,7 +12,8 @@ audit      every target's rules (`etl.quality.audit`), all targets before any ga
            failing a ``quarantine: true`` rule move from loaded to quarantined
 publish    each target in dependency order, one commit each (`etl.writers.targets`):
            targets built from a source as their mode says (a dated run replaces its dates
-           instead); targets built from targets for the values the run touched
+           instead); targets built from targets for the values the run touched, their
+           personal columns in their layer's form (`Plan.protection`) before their audit
 export     ``exports`` copies written, after the publish
 (records)  ledger, watermarks, slots, staging retention (`Landing.commit`); the runner then
            writes the run record and the lineage events
@@ -268,7 +269,7 @@ class Run:
                     f"(columns: {', '.join(frame.columns)})", file=self.plan.job_file,
                     key=f"targets.{built.name}.replace_by")
             frame = frame.where(predicate)
-        batch = Batch(built, frame, rows=-1)
+        batch = Batch(built, frame.transform(self.plan.protection(built.name)), rows=-1)
         rules = self.config.quality.get(built.name, [])
         if rules:
             self._audit(batch, []).raise_if_failed()
