@@ -14,6 +14,8 @@ table                      location               one row per
                                                    (`etl.backfill`)
 `QUALITY_METRICS`          ``_etl/quality_         rule result and Deequ metric of an audit
                            metrics``               (`etl.quality.history`)
+`ERASURES`                 ``_etl/erasures``       subject's value erased by ``etl forget``
+                                                   (`etl.erasure`), as its keyed hash
 ========================  =====================  =============================================
 
 Every write is one commit carrying the run id as Delta ``userMetadata``. Appends conflict only
@@ -167,8 +169,17 @@ QUALITY_METRICS = RecordTable("quality_metrics", _fields(
     ("message", S, True), ("gate_passed", B, False), ("checked_at", TS, False),
 ))
 
-#: Every record table, by name.
-ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS)}
+#: The erasure ledger: ``value_hash`` is the keyed hash of the erased value (never the value);
+#: ``tables`` and ``files`` what the erase changed and purged.
+ERASURES = RecordTable("erasures", _fields(
+    ("job", S, False), ("subject", S, False), ("value_hash", S, False),
+    ("tables", T.ArrayType(S), False), ("files", T.ArrayType(S), False), ("rows", L, False),
+    ("requested_at", TS, False), ("finished_at", TS, False), ("run_id", S, False),
+))
 
-__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS", "RUNS", "WATERMARKS",
-           "WRITE", "RecordTable"]
+#: Every record table, by name.
+ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS,
+                           ERASURES)}
+
+__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "ERASURES", "FILES",
+           "QUALITY_METRICS", "RUNS", "WATERMARKS", "WRITE", "RecordTable"]
