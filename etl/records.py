@@ -14,6 +14,8 @@ table                      location               one row per
                                                    (`etl.backfill`)
 `QUALITY_METRICS`          ``_etl/quality_         rule result and Deequ metric of an audit
                            metrics``               (`etl.quality.history`)
+`RETENTION`                ``_etl/retention``      table a job's retention was enforced on
+                                                   (`etl.retention`)
 ========================  =====================  =============================================
 
 Every write is one commit carrying the run id as Delta ``userMetadata``. Appends conflict only
@@ -167,8 +169,15 @@ QUALITY_METRICS = RecordTable("quality_metrics", _fields(
     ("message", S, True), ("gate_passed", B, False), ("checked_at", TS, False),
 ))
 
-#: Every record table, by name.
-ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS)}
+RETENTION = RecordTable("retention", _fields(
+    ("job", S, False), ("layer", S, False), ("table", S, False), ("cutoff", TS, False),
+    ("rows_deleted", L, False), ("files_purged", L, False), ("enforced_at", TS, False),
+    ("run_id", S, False),
+))
 
-__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS", "RUNS", "WATERMARKS",
-           "WRITE", "RecordTable"]
+#: Every record table, by name.
+ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS,
+                           RETENTION)}
+
+__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS",
+           "RETENTION", "RUNS", "WATERMARKS", "WRITE", "RecordTable"]
