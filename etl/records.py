@@ -16,6 +16,8 @@ table                      location               one row per
                            metrics``               (`etl.quality.history`)
 `ERASURES`                 ``_etl/erasures``       subject's value erased by ``etl forget``
                                                    (`etl.erasure`), as its keyed hash
+`RETENTION`                ``_etl/retention``      table a job's retention was enforced on
+                                                   (`etl.retention`)
 ========================  =====================  =============================================
 
 Every write is one commit carrying the run id as Delta ``userMetadata``. Appends conflict only
@@ -177,9 +179,15 @@ ERASURES = RecordTable("erasures", _fields(
     ("requested_at", TS, False), ("finished_at", TS, False), ("run_id", S, False),
 ))
 
+RETENTION = RecordTable("retention", _fields(
+    ("job", S, False), ("layer", S, False), ("table", S, False), ("cutoff", TS, False),
+    ("rows_deleted", L, False), ("files_purged", L, False), ("enforced_at", TS, False),
+    ("run_id", S, False),
+))
+
 #: Every record table, by name.
 ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS,
-                           ERASURES)}
+                           ERASURES, RETENTION)}
 
 __all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "ERASURES", "FILES",
-           "QUALITY_METRICS", "RUNS", "WATERMARKS", "WRITE", "RecordTable"]
+           "QUALITY_METRICS", "RETENTION", "RUNS", "WATERMARKS", "WRITE", "RecordTable"]

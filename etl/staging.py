@@ -4,8 +4,8 @@ plus ``_manifest.json`` saying what was read: rows, watermark range, query or fi
 
 A job reads its batch back from the staged copy, so the source is read exactly once per run and
 ``etl run JOB --from-staging RUN_ID`` can redo the transform and load of that run from the same
-bytes without touching the source. Staged days older than ``staging.retention_days`` are deleted
-after a successful run.
+bytes without touching the source. Staged days older than ``retention.staging`` are deleted
+after a successful run (and by ``etl maintain --retention JOB``).
 
 Example::
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,22 +117,41 @@ class Staging:
         schema = T.StructType.fromJson(json.loads(manifest["schema"]))
         return self.spark.read.schema(schema).json(path)
 
-    def purge(self, retention_days: int, today: dt.date) -> list[str]:
-        """Delete the staged days older than ``retention_days`` before ``today`` (every source);
-        return the deleted folders. ``retention_days = 0`` keeps everything."""
-        if retention_days <= 0:
-            return []
-        cutoff = today - dt.timedelta(days=retention_days)
-        deleted = []
-        for folder in storage.glob(self.spark, f"{self.root}/*/*"):
+    def expired(self, cutoff: dt.date, sources: Iterable[str] | None = None) -> list[str]:
+        """The staged day folders (``<root>/<source>/<date>``) dated before ``cutoff``, of
+        ``sources`` (default: every source), sorted."""
+        patterns = [f"{self.root}/{s}/*" for s in sources] if sources is not None \
+            else [f"{self.root}/*/*"]
+        found = []
+        for folder in (f for pattern in patterns for f in storage.glob(self.spark, pattern)):
             name = folder.rstrip("/").rsplit("/", 1)[-1]
             try:
                 day = dt.date.fromisoformat(name)
             except ValueError:
                 continue
-            if day < cutoff and storage.delete(self.spark, folder):
-                deleted.append(folder)
-        return deleted
+            if day < cutoff:
+                found.append(folder)
+        return sorted(found)
+
+    def contents(self, folder: str) -> tuple[int, int]:
+        """``(rows, data files)`` staged under a day folder: the rows its manifests counted and
+        its files other than manifests and ``_``/``.`` markers."""
+        manifests = storage.glob(self.spark, f"{folder}/*/{MANIFEST}")
+        rows = sum(int(json.loads(storage.read_text(self.spark, m)).get("rows") or 0)
+                   for m in manifests)
+        files = [f for f in storage.glob(self.spark, f"{folder}/*/*")
+                 if not f.rsplit("/", 1)[-1].startswith(("_", "."))]
+        return rows, len(files)
+
+    def purge(self, retention_days: int, today: dt.date,
+              sources: Iterable[str] | None = None) -> list[str]:
+        """Delete the staged days older than ``retention_days`` before ``today`` (of
+        ``sources``, default every source); return the deleted folders. ``retention_days = 0``
+        keeps everything."""
+        if retention_days <= 0:
+            return []
+        cutoff = today - dt.timedelta(days=retention_days)
+        return [f for f in self.expired(cutoff, sources) if storage.delete(self.spark, f)]
 
 
 __all__ = ["MANIFEST", "StagedExtract", "Staging"]

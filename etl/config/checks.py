@@ -70,6 +70,27 @@ def check_job(config: JobConfig, origin: Mapping[str, str], job_file: str) -> No
             )
     check_rules(config.quality, origin, job_file)
     check_personal_data(config, origin, job_file)
+    check_retention(config, origin, job_file)
+
+
+def check_retention(config: JobConfig, origin: Mapping[str, str], job_file: str) -> None:
+    """Durations are ``N days``; ``retention.tables`` names Delta targets of the job (the
+    column's type is checked when `etl maintain` enforces it)."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=origin_of(origin, key) if key in origin else job_file,
+                           key=key)
+
+    for key, message in config.retention.problems():
+        raise fail(f"retention.{key}", message)
+    for name in config.retention.tables:
+        key = f"retention.tables.{name}"
+        target = config.targets.get(name)
+        if target is None:
+            raise fail(key, f"{name!r} is not a target (targets: {sorted(config.targets)})")
+        if target.format != "delta":
+            raise fail(key, f"target {name!r} is written as {target.format}: retention deletes "
+                            "rows of Delta targets only")
 
 
 def check_personal_data(config: JobConfig, origin: Mapping[str, str], job_file: str) -> None:

@@ -84,6 +84,7 @@ def load_job_config(
     merged["conf_dir"] = str(root)
     origin["conf_dir"] = "--conf-dir"
     _default_schema_drift(merged, origin)
+    _refuse_moved_keys(merged, origin, str(job_file))
     config = convert(JobConfig, merged, origin, "", str(job_file))
     if config.job.name != job:
         raise ConfigError(
@@ -112,6 +113,21 @@ def _default_schema_drift(merged: dict[str, Any], origin: dict[str, str]) -> Non
             for key in default:
                 origin.setdefault(f"sources.{name}.schema_drift.{key}",
                                   origin.get(f"schema_drift.{key}", origin.get("schema_drift", "")))
+
+
+#: Keys that moved: old dotted key -> what to write instead.
+MOVED_KEYS = {"staging.retention_days": "retention.staging (e.g. retention: {staging: 30 days})"}
+
+
+def _refuse_moved_keys(merged: dict[str, Any], origin: dict[str, str], job_file: str) -> None:
+    """A key of an older configuration that moved is an error naming its new place."""
+    for dotted, instead in MOVED_KEYS.items():
+        node: Any = merged
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            raise ConfigError(f"this key moved: write {instead}",
+                              file=origin.get(dotted, job_file), key=dotted)
 
 
 def load_settings(

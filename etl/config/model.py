@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from etl.config.privacy import PrivacyConfig
+from etl.config.retention import RetentionConfig
 from etl.config.rules import RuleConfig
 from etl.config.sources import JdbcCredentials, SchemaDrift, SourceConfig
 from etl.errors import ConfigError
@@ -76,11 +77,10 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class StagingSettings:
-    """The staging area: raw extracts under ``<warehouse>/staging/<source>/<date>/<run_id>/``."""
+    """The staging area: raw extracts under ``<warehouse>/staging/<source>/<date>/<run_id>/``,
+    kept as long as ``retention.staging`` says."""
 
     enabled: bool = False
-    #: Staged days older than this are deleted after a successful run (0: keep everything).
-    retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -366,6 +366,8 @@ class JobConfig:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     #: Personal columns and what each layer holds of them; subjects `etl forget` erases.
     personal_data: PrivacyConfig = field(default_factory=PrivacyConfig)
+    #: How long each layer (and named targets) keeps its rows (`etl maintain --retention`).
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def file(self) -> str:

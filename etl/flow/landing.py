@@ -140,9 +140,9 @@ class Landing:
         for advance in self.after_publish:
             advance()
         self.store.advance(self.ctx.job, self.positions, self.ctx.run_id)
-        if self.staged and not self.ctx.staged_run:
-            retention = self.plan.config.staging.retention_days
-            removed = self.staging.purge(retention, self.ctx.started_at.date())
+        retention = self.plan.config.retention.days_of("staging")
+        if self.staged and not self.ctx.staged_run and retention:
+            removed = self.staging.purge(retention, self.ctx.started_at.date(), self.plan.sources)
             if removed:
                 self.ctx.log.info("staged extracts past retention deleted", folders=len(removed))
 

@@ -46,7 +46,7 @@ def test_the_shop_sources_are_typed(conf_dir):
     assert orders.jdbc.incremental == JdbcIncremental(column="updated_at", lookback="10 minutes")
     assert orders.jdbc.partitioning == JdbcPartitioning(column="id", num_partitions=2)
     assert config.source("customers").jdbc.partitioning is None
-    assert (config.staging.enabled, config.staging.retention_days) == (True, 30)
+    assert (config.staging.enabled, config.retention.staging) == (True, "30 days")
 
 
 @pytest.mark.parametrize(
