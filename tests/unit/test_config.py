@@ -24,8 +24,8 @@ from etl.config import (
 from etl.errors import EXIT_USAGE, ConfigError
 
 SPARK_KEYS = "app_name, conf, driver_memory, jars_dir, log_level, master, shuffle_partitions"
-TOP_KEYS = ("alerts, deploy, env, exports, job, lineage, logging, params, paths, personal_data, quality, s3, "
-            "schema_drift, sources, spark, staging, targets")
+TOP_KEYS = ("alerts, deploy, env, exports, job, lineage, logging, params, paths, personal_data, "
+            "quality, retention, s3, schema_drift, sources, spark, staging, targets")
 
 
 @pytest.fixture()
@@ -407,6 +407,22 @@ def test_yaml_syntax_error_names_the_file_and_line(conf):
     assert str(error) == (
         f"{local}: YAML syntax error at line {line}, column 1: "
         "found character '\\t' that cannot start any token"
+    )
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(conf):
+    # YAML itself keeps the last of two same-named blocks and silently drops the first
+    job = conf / "jobs" / "flights.yml"
+    text = job.read_text()
+    first = text.splitlines().index("targets:") + 1
+    job.write_text(text + "targets: {}\n")
+    second = len(text.splitlines()) + 1
+
+    error = config_error(directory=conf, environ={})
+
+    assert str(error) == (
+        f"{job}: YAML syntax error at line {second}, column 1: "
+        f"key 'targets' is given twice (first at line {first})"
     )
 
 
