@@ -30,6 +30,7 @@ environment variable ``ETL_PARENT_RUN_ID`` holds the pipeline's run id.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import graphlib
 import os
 import re
@@ -318,8 +319,8 @@ def run_pipeline(
                              overrides=resolve_overrides([*overrides, *pipeline.jobs[job].set]))
         for job in order
     }
-    for config in configs.values():
-        resolve_entrypoint(config)
+    # checked before Spark starts, and made once: a job's plan reads its key (etl.privacy)
+    entries = {job: resolve_entrypoint(config) for job, config in configs.items()}
     session = spark or get_spark(configs[order[0]].spark)
     pipeline_run = new_run_id()
     log = get_logger("etl.pipeline").bind(pipeline=pipeline.name, pipeline_run_id=pipeline_run,
@@ -341,7 +342,7 @@ def run_pipeline(
                 continue
             outcomes[job] = _run_with_retries(
                 job, configs[job], date, pipeline.retry_policy(job), pipeline.timeout(job),
-                session, run_job, sleep, log)
+                session, functools.partial(run_job, entry=entries[job]), sleep, log)
     return [outcomes[job] for job in order]
 
 

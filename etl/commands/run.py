@@ -69,7 +69,7 @@ def handle(args: argparse.Namespace) -> int:
     config = load_job_config(
         args.job, env=args.env, overrides=overrides, directory=args.conf_dir
     )
-    resolve_entrypoint(config)
+    entry = resolve_entrypoint(config)  # before Spark starts; the plan reads the job's key once
     check_from_staging(config, args.from_staging, date_from is not None)
     logs.configure(config.logging.format, config.logging.level)
 
@@ -79,7 +79,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         ctx = run_job(
             config, date_from=date_from, date_to=date_to, from_staging=args.from_staging,
-            allow_empty=args.allow_empty,
+            allow_empty=args.allow_empty, entry=entry,
         )
     except EtlError as exc:
         print(f"etl: {type(exc).__name__}: {exc}", file=sys.stderr)

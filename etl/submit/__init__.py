@@ -169,8 +169,11 @@ def split_uri(uri: str, scheme: str) -> tuple[str, str]:
 
 def secret_variables(config: Any) -> set[str]:
     """The environment variables ``config`` reads secrets from: the values of its
-    ``password_env``, ``token_env``, ``api_key_env``... settings, wherever they are."""
+    ``password_env``, ``token_env``, ``api_key_env``... settings, wherever they are, and the
+    key of a job that declares personal data (``personal_data.key_env``)."""
     found: set[str] = set()
+    if isinstance(config, JobConfig) and config.personal_data.declared:
+        found.add(config.personal_data.key_env)
 
     def visit(value: Any) -> None:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):

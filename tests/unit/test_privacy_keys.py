@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
 from etl.config import load_job_config
-from etl.errors import ConfigError
+from etl.errors import ConfigError, SecretError
 from etl.privacy import key_of, keyed_hash, keyed_hash_column
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +52,30 @@ def test_the_key_comes_from_the_variable_the_yaml_names(conf):
         f"set {name} to its key (a value or a secret reference such as aws-sm://ID#KEY)")
     with pytest.raises(ConfigError, match=f"{name} is too short for a key: give at least 16"):
         key_of(config, {name: "short"})
+
+
+@pytest.mark.integration
+def test_a_reference_is_read_from_its_secrets_manager_not_taken_as_the_key(conf, monkeypatch):
+    """Commands that do not resolve the environment (etl backfill, etl quarantine replay) still
+    get the secret, never the reference's text, as the key."""
+    import boto3
+
+    endpoint = os.environ.get("ETL_S3_ENDPOINT", "http://127.0.0.1:5055")
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    secret = f"etl/test/pii-{uuid.uuid4().hex[:8]}"
+    client.create_secret(Name=secret, SecretString=json.dumps({"key": "k3y-from-the-manager"}))
+    config = load_job_config("shop", env="local", directory=conf)
+    try:
+        assert key_of(config, {"ETL_PII_KEY": f"aws-sm://{secret}#key"}) == b"k3y-from-the-manager"
+        with pytest.raises(SecretError, match=r"^cannot read secret aws-sm://etl/no-such-key: "
+                                              r"ResourceNotFoundException$"):
+            key_of(config, {"ETL_PII_KEY": "aws-sm://etl/no-such-key"})
+    finally:
+        client.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
 
 
 @pytest.mark.parametrize(("yaml", "key", "message"), [

@@ -115,6 +115,20 @@ def test_a_variable_a_source_reads_its_password_from_is_a_secret(tmp_path, dist_
     assert SECRET not in out.out + out.err
 
 
+def test_the_key_of_a_job_with_personal_data_is_a_secret(tmp_path, dist_for, monkeypatch,
+                                                          capsys):
+    """ETL_PII_KEY does not look like a secret by its name, but the shop job hashes its
+    customers' e-mails with it (personal_data.key_env)."""
+    monkeypatch.setenv("ETL_PII_KEY", SECRET)
+    conf = conf_with(tmp_path, {"ETL_PII_KEY": "${ETL_PII_KEY}"})
+    args = submit(conf, "emr", dist_for)
+    args[args.index("flights")] = "shop"
+    assert main(args) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith("etl: error: deploy.environment.ETL_PII_KEY: looks like a secret")
+    assert SECRET not in out.out + out.err
+
+
 @pytest.mark.parametrize(("target", "platform"), [("emr", "emr-7"), ("dataproc", "dataproc-2.2")])
 def test_exported_dags_and_templates_hold_references_not_secrets(tmp_path, dist_for, capsys,
                                                                  target, platform):
