@@ -1,10 +1,8 @@
 """The flow's extract step: what is new in each source lands as read, and what to record once
 the targets are published.
 
-By source type:
-
-A bronze table holds the personal columns ``personal_data`` declares in its bronze form
-(`Plan.protection`; as landed unless declared); staged extracts always hold them as landed.
+By source type (a bronze table holds the personal columns ``personal_data`` declares in their
+bronze form, `Plan.protection`, as landed unless declared; staged extracts hold them as landed):
 
 * ``files``: the landed files the ledger has not seen (or whose size or modification time
   changed) are written to the source's bronze table in one commit: an ``append`` source
