@@ -304,6 +304,7 @@ def test_backfill_twice_leaves_identical_tables(first_load):
 PII_KEY = "a-test-key-of-the-erasure-ledger"
 
 
+@pytest.mark.timeout(1800)  # the erase, then a rerun, a backfill or replay, and the no-op
 def test_forget_an_aircraft_leaves_it_nowhere_and_nothing_brings_it_back(
         first_load, monkeypatch, capfd):
     from etl.cli import main

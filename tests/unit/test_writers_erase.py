@@ -92,7 +92,7 @@ def test_delete_leaves_no_file_holding_the_value(spark, tmp_path, kind):
              if "commitInfo" in json.loads(line)]
     assert len(infos) == latest_version(spark, path) - version
     assert [i for i in infos if re.search(rf"\b{VALUE}\b", i)] == []
-    assert [json.loads(i)["operation"] for i in infos][0] == "MERGE"
+    assert json.loads(infos[0])["operation"] == "MERGE"
 
 
 @pytest.mark.parametrize("kind", ["plain", "change data feed", "deletion vectors"])
