@@ -4,8 +4,7 @@ that gives a table's personal columns their layer's action (`protect_columns`).
 
 Hashes are HMAC-SHA-256 (hex) under the job's key (``personal_data.key_env``, read from the
 environment where the job runs; never configuration). `keyed_hash` computes it in Python and
-`keyed_hash_column` in Spark, without a Python UDF, as RFC 2104 defines it:
-``H((K ^ opad) || H((K ^ ipad) || m))``, so the two agree byte for byte.
+`keyed_hash_column` in Spark with the same function (a UDF, so no plan shows the key).
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
     from etl.config.model import JobConfig
-
-_BLOCK = 64  # SHA-256's block size in bytes
 
 
 def key_of(config: JobConfig, environ: Mapping[str, str] | None = None) -> bytes:
@@ -58,20 +55,19 @@ def keyed_hash(key: bytes, value: object) -> str:
     return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _pads(key: bytes) -> tuple[bytes, bytes]:
-    block = hashlib.sha256(key).digest() if len(key) > _BLOCK else key
-    block = block.ljust(_BLOCK, b"\0")
-    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
-
-
 def keyed_hash_column(key: bytes, column: Column | str) -> Column:
-    """The same hash as `keyed_hash`, of a column cast to string; null stays null."""
+    """The same hash as `keyed_hash`, of a column cast to string; null stays null.
+
+    A Python UDF whose closure holds the key: the key travels to the executors inside the
+    pickled function, never as a literal of the query plan, so `explain`, the Spark UI and the
+    event logs show ``hmac_sha256(column)`` and nothing derived from the key."""
     from pyspark.sql import functions as F
 
-    inner, outer = _pads(key)
-    value = F.encode(F.col(column) if isinstance(column, str) else column, "UTF-8")
-    first = F.unhex(F.sha2(F.concat(F.lit(inner), value), 256))
-    return F.sha2(F.concat(F.lit(outer), first), 256)
+    def hmac_sha256(value: str | None) -> str | None:
+        return None if value is None else keyed_hash(key, value)
+
+    value = (F.col(column) if isinstance(column, str) else column).cast("string")
+    return F.udf(hmac_sha256, "string")(value)
 
 
 def masked(column: Column | str) -> Column:
