@@ -265,6 +265,13 @@ def personal_actions(config: JobConfig, from_sources: Sequence[Built],
 
     for source, spec in config.sources.items():
         if spec.bronze:
+            for column, layers in declared.get(source, {}).items():
+                if layers.get("bronze") == "drop" and spec.type in FROM_BRONZE:
+                    raise ConfigError(
+                        f"the flow types source {source!r}'s rows from its bronze table, which "
+                        f"would have no {column!r}: drop it in silver, or pseudonymise or mask "
+                        "it in bronze", file=config.file,
+                        key=f"personal_data.columns.{source}.{column}.bronze")
             build(spec.bronze, "bronze", [landed(source)])
 
     def read(source: str, *, batch: bool) -> Forms:

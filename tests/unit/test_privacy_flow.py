@@ -172,6 +172,19 @@ def test_a_key_column_is_not_masked(people, monkeypatch):
         "its values (allowed there: keep, pseudonymise)")
 
 
+def test_a_column_the_flow_types_from_bronze_is_not_dropped_there(people, monkeypatch):
+    monkeypatch.setenv("PEOPLE_KEY", KEY)
+    write_job(people, "      phone: {bronze: drop}\n")
+
+    with pytest.raises(ConfigError) as error:
+        make_plan(config_of(people))
+
+    assert str(error.value) == (
+        f"{people / 'jobs' / 'people.yml'}: personal_data.columns.people.phone.bronze: the flow "
+        "types source 'people'\'s rows from its bronze table, which would have no 'phone': drop "
+        "it in silver, or pseudonymise or mask it in bronze")
+
+
 def test_the_key_is_in_no_log_record_or_lineage_event(spark, people, monkeypatch, capfd):
     """Nor is anything it is trivially recovered from: the HMAC pads (the key XOR 0x36 and
     0x5C), as hex in either case; not even in the hash's Spark plan (explain, the UI, event
