@@ -328,7 +328,8 @@ class ErasedValues:
             if where is None:
                 continue
             erase = where.erase or spec.erase
-            held = keyed_hash_column(self.key, where.column).isin(sorted(hashes))
+            held = keyed_hash_column(self.key, F.col(f"`{where.column}`").cast("string")).isin(
+                sorted(hashes))
             found.append((F.coalesce(held, F.lit(False)),
                           (where.column, *where.also_null) if erase == "null" else ()))
         return found
