@@ -10,5 +10,5 @@ from pyspark.sql import Column, DataFrame
 ColumnOrName = Column | str
 Transform = Callable[[DataFrame], DataFrame]
 Layer = Literal["bronze", "silver", "gold"]
-RunMode = Literal["incremental", "backfill", "replay"]
+RunMode = Literal["incremental", "backfill", "replay", "forget"]
 Severity = Literal["error", "warn"]

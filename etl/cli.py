@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "etl.commands.lineage",
     "etl.commands.quarantine",
     "etl.commands.maintain",
+    "etl.commands.forget",
     "etl.commands.quality",
     "etl.commands.report",
     "etl.commands.new",

@@ -14,6 +14,8 @@ table                      location               one row per
                                                    (`etl.backfill`)
 `QUALITY_METRICS`          ``_etl/quality_         rule result and Deequ metric of an audit
                            metrics``               (`etl.quality.history`)
+`ERASURES`                 ``_etl/erasures``       subject's value erased by ``etl forget``
+                                                   (`etl.erasure`), as its keyed hash
 `RETENTION`                ``_etl/retention``      table a job's retention was enforced on
                                                    (`etl.retention`)
 ========================  =====================  =============================================
@@ -169,6 +171,14 @@ QUALITY_METRICS = RecordTable("quality_metrics", _fields(
     ("message", S, True), ("gate_passed", B, False), ("checked_at", TS, False),
 ))
 
+#: The erasure ledger: ``value_hash`` is the keyed hash of the erased value (never the value);
+#: ``tables`` and ``files`` what the erase changed and purged.
+ERASURES = RecordTable("erasures", _fields(
+    ("job", S, False), ("subject", S, False), ("value_hash", S, False),
+    ("tables", T.ArrayType(S), False), ("files", T.ArrayType(S), False), ("rows", L, False),
+    ("requested_at", TS, False), ("finished_at", TS, False), ("run_id", S, False),
+))
+
 RETENTION = RecordTable("retention", _fields(
     ("job", S, False), ("layer", S, False), ("table", S, False), ("cutoff", TS, False),
     ("rows_deleted", L, False), ("files_purged", L, False), ("enforced_at", TS, False),
@@ -177,7 +187,7 @@ RETENTION = RecordTable("retention", _fields(
 
 #: Every record table, by name.
 ALL = {t.name: t for t in (RUNS, DEAD_LETTERS, FILES, WATERMARKS, BACKFILLS, QUALITY_METRICS,
-                           RETENTION)}
+                           ERASURES, RETENTION)}
 
-__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "FILES", "QUALITY_METRICS",
-           "RETENTION", "RUNS", "WATERMARKS", "WRITE", "RecordTable"]
+__all__ = ["ALL", "APPEND_RETRIES", "BACKFILLS", "DEAD_LETTERS", "ERASURES", "FILES",
+           "QUALITY_METRICS", "RETENTION", "RUNS", "WATERMARKS", "WRITE", "RecordTable"]

@@ -23,7 +23,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from etl.config import S3Settings
-from etl.errors import SourceError
+from etl.errors import SourceError, StateError
 
 
 def s3a_options(settings: S3Settings) -> dict[str, str]:
@@ -77,6 +77,15 @@ def delete(spark: SparkSession, path: str) -> bool:
     return bool(fs.delete(hadoop_path, True))
 
 
+def rename(spark: SparkSession, source: str, target: str) -> None:
+    """Move the file ``source`` to ``target`` (on the same file system); `StateError` when the
+    file system refuses."""
+    fs, source_path = _filesystem(spark, source)
+    _, target_path = _filesystem(spark, target)
+    if not fs.rename(source_path, target_path):
+        raise StateError(f"cannot move {source} to {target}")
+
+
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write a small UTF-8 text file (replacing it)."""
     fs, hadoop_path = _filesystem(spark, path)
@@ -128,5 +137,5 @@ def read_head(spark: SparkSession, path: str, size: int) -> bytes:
     return bytes(data)
 
 
-__all__ = ["configure_s3a", "delete", "glob", "read_head", "read_text", "s3a_options", "text_stream",
-           "write_text"]
+__all__ = ["configure_s3a", "delete", "glob", "read_head", "read_text", "rename", "s3a_options",
+           "text_stream", "write_text"]

@@ -39,6 +39,9 @@ class SubjectTable:
     column: str
     #: Overrides the subject's ``erase`` for this table.
     erase: Erase | None = None
+    #: With ``erase: null``: other columns that describe the subject only (e.g. a plane's
+    #: model joined to a flight by its tail number), set to null with the key.
+    also_null: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 
 from etl.config import TargetConfig
 from etl.context import RunContext, WriteMetrics, landing_path, utcnow
+from etl.erasure import ErasedValues
 from etl.errors import EtlError, SourceError
 from etl.flow.cdc import feed_table_path, stored_position
 from etl.flow.plan import Plan
@@ -89,6 +90,22 @@ class Landing:
         self.ledger = FileLedger(self.spark, warehouse.records("state/files"))
         self.store = WatermarkStore(self.spark, warehouse.records("state/watermarks"))
         self.staging = Staging(self.spark, f"{warehouse.root}/staging")
+        self._erased: ErasedValues | None = None
+
+    @property
+    def erased(self) -> ErasedValues:
+        """The values `etl forget` erased from the job (the ledger read once per run)."""
+        if self._erased is None:
+            self._erased = ErasedValues.load(self.spark, self.ctx.warehouse, self.plan.config)
+        return self._erased
+
+    def _without_erased(self, name: str, df: DataFrame) -> DataFrame:
+        """``df`` without the values erased from source ``name``; the count is noted."""
+        kept, held = self.erased.apply(name, df)
+        if held:
+            self.ctx.note(f"source {name}: {held} rows held erased values and were "
+                          "filtered on ingest", source=name, rows=held)
+        return kept
 
     def land(self, name: str, *, as_batch: bool) -> Landed:
         """Land source ``name``; ``as_batch``: its rows feed a target (else it is looked up)."""
@@ -188,8 +205,11 @@ class Landing:
                  if source.format == "parquet" and table_exists(self.spark, path) else {})
 
         def read(batch: list[LandedFile]) -> FilesRead:
-            return read_files(self.spark, batch, source, run_id=self.ctx.run_id,
-                              ingested_at=self.ctx.started_at, known_types=known)
+            found = read_files(self.spark, batch, source, run_id=self.ctx.run_id,
+                               ingested_at=self.ctx.started_at, known_types=known)
+            if found.df is not None:
+                found.df = self._without_erased(name, found.df)
+            return found
 
         found = read(files)
         for note in found.notes:
@@ -271,6 +291,12 @@ class Landing:
             mark = staged.manifest.get("watermark") or {}
             if mark.get("high") is not None:
                 self.positions[name] = (mark["column"], parse_value(mark["high"], mark["kind"]))
+        held = self.erased.clean_staged(self.spark, name, staged.path)
+        if held:
+            self.ctx.note(f"source {name}: {held} staged rows held erased values and were "
+                          "filtered on ingest", source=name, rows=held)
+            staged = dataclasses.replace(self.staging.read(name, staged.run_id),
+                                         rejected=staged.rejected)
         self.ctx.log.info("source extracted", source=name, path=staged.path, **{
             k: v for k, v in staged.manifest.items() if k in ("rows", "query", "watermark")})
         read = int(staged.manifest["rows"])

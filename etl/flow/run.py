@@ -141,7 +141,7 @@ class Run:
         with self.ctx.step("transform") as step:
             refs = self.references()
             for built in todo:
-                merging = table_exists(self.spark, self._path(built.name))
+                merging = table_exists(self.spark, self.path_of(built.name))
                 batches[built.name] = build(self.spark, self.ctx, self.plan, built,
                                             self.landed[built.source or ""], refs, merging=merging)
             step.rows_in, step.rows_out = self.ctx.rows_read, self.ctx.rows_loaded
@@ -179,7 +179,7 @@ class Run:
 
     # -- publish ---------------------------------------------------------------------------
 
-    def _path(self, name: str) -> str:
+    def path_of(self, name: str) -> str:
         target = self.config.targets[name]
         return self.ctx.warehouse.table(target.layer, target.table)
 
@@ -234,7 +234,7 @@ class Run:
         source = self.plan.source(batch.built.source or "")
         assert source.cdc is not None
         writer: CdcApply = cdc_writer(
-            self.spark, source.cdc, self._path(batch.built.name),
+            self.spark, source.cdc, self.path_of(batch.built.name),
             tombstones=tombstones_path(self.ctx.warehouse, self.ctx.job, batch.built.source or ""))
         self.ctx.record_write(writer.user_metadata(self.ctx.run_id).execute(batch.df))
 
@@ -245,18 +245,31 @@ class Run:
         if not changed:
             return None
         target = built.target
-        tables = {i: read_delta(self.spark, self._path(i)) for i in built.inputs}
+        tables = {i: read_delta(self.spark, self.path_of(i)) for i in built.inputs}
         predicate = None
         if target.replace_by:
             column = target.replace_by
             if dated and column == self.config.job.date_column:
                 predicate = self._dated(column)
             else:
-                values = self._touched(built, published, tables, column)
+                values = self.touched(built, published, tables, column)
                 if not values:
                     self.ctx.log.info("no value to recompute", table=built.table, column=column)
                     return None
                 predicate = in_predicate(column, values)
+        return self._rebuild(built, tables, predicate)
+
+    def recompute(self, built: Built, values: list[Any]) -> Batch:
+        """Rebuild ``built`` (a target built from targets, with ``replace_by``) for ``values``
+        from its inputs as they are now: ``etl forget`` after erasing rows of an input."""
+        tables = {i: read_delta(self.spark, self.path_of(i)) for i in built.inputs}
+        return self._rebuild(built, tables, in_predicate(built.target.replace_by or "", values))
+
+    def _rebuild(self, built: Built, tables: Mapping[str, DataFrame],
+                 predicate: str | None) -> Batch:
+        """Build ``built`` from ``tables``, audit it and write the rows ``predicate`` selects
+        (replacing them in an ``overwrite`` target)."""
+        target = built.target
         if built.transform is not None:
             frame = built.transform(**tables)
         else:
@@ -276,7 +289,7 @@ class Run:
                      replace_where=predicate if target.mode == "overwrite" else None)
         return batch
 
-    def _touched(self, built: Built, published: Mapping[str, Batch],
+    def touched(self, built: Built, published: Mapping[str, Batch],
                  tables: Mapping[str, DataFrame], column: str) -> list[Any]:
         """The values of ``column`` the inputs' batches touched."""
         if built.touched is not None:
@@ -308,7 +321,7 @@ class Run:
             return
         with self.ctx.step("export"):
             for name, export in exports.items():
-                df = read_delta(self.spark, self._path(export.input))
+                df = read_delta(self.spark, self.path_of(export.input))
                 if export.order_by:
                     df = df.orderBy(*export.order_by)
                 if export.single_file:

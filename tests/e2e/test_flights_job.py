@@ -299,3 +299,80 @@ def test_backfill_twice_leaves_identical_tables(first_load):
     assert_df_equality(flights.table("gold", "carrier_daily_performance"), gold_once,
                        ignore_row_order=True)
     assert_df_equality(silver_once, silver_v1.drop("_run_id"), ignore_row_order=True)
+
+
+PII_KEY = "a-test-key-of-the-erasure-ledger"
+
+
+def test_forget_an_aircraft_leaves_it_nowhere_and_nothing_brings_it_back(
+        first_load, monkeypatch, capfd):
+    from etl.cli import main
+    from etl.privacy import keyed_hash
+    from tests.parquet_scan import scan
+
+    flights = first_load
+    monkeypatch.setenv("ETL_PII_KEY", PII_KEY)
+    monkeypatch.setenv("ETL_WAREHOUSE", str(flights.warehouse))
+    monkeypatch.setenv("ETL_LANDING", str(flights.landing))
+    landed = landed_rows(flights.landing)
+    tail = HEADER.index("tailnum")
+    value = next(r[tail] for r in landed if r[CARRIER] == "UA" and r[FLIGHT] == "1545")
+    flown = [r for r in landed if r[tail] == value]
+    nulls_before = flights.table("silver", "flights").where("tailnum IS NULL").count()
+    with (flights.landing / "planes" / "planes.csv").open() as f:
+        assert sum(r[0] == value for r in csv.reader(f)) == 1
+    before, _ = scan([flights.warehouse], value)
+    assert len(before) > 5
+
+    code = main(["--conf-dir", str(flights.conf_dir), "forget", "flights", "--subject", "aircraft",
+                 "--value", value])
+
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("subject aircraft, value hash ") and lines[0].endswith(": erased")
+    changed = {tuple(line.split()[:3]) for line in lines[2:-1]}
+    assert {("bronze", "flights", str(len(flown))), ("bronze", "planes", "1"),
+            ("silver", "silver_flights", str(len(flown)))} <= changed
+
+    def no_data_file_holds_it() -> None:
+        found, scanned = scan([flights.warehouse], value)
+        assert scanned > 100
+        # only the Delta logs' column statistics keep it, until log retention (docs/privacy.md)
+        assert [f for f in found if "/_delta_log/" not in f] == []
+
+    no_data_file_holds_it()
+    assert value not in out + err
+    silver = flights.table("silver", "flights")
+    assert silver.count() == len(landed)
+    assert silver.where("tailnum IS NULL").count() == nulls_before + len(flown)
+    assert flights.table("bronze", "planes").where(F.col("tailnum") == value).count() == 0
+    ledger = flights.spark.read.format("delta").load(str(flights.warehouse / "_etl/erasures"))
+    row = ledger.first()
+    assert (ledger.count(), row.job, row.subject, row.value_hash, row.rows) == (
+        1, "flights", "aircraft", keyed_hash(PII_KEY.encode(), value), 2 * len(flown) + 1)
+
+    # a rerun that lands the aircraft's files again, and a backfill of its month, filter it
+    for name in ("flights", "planes"):
+        for path in (flights.landing / name).glob("*.csv"):
+            stamp = path.stat().st_mtime + 60
+            os.utime(path, (stamp, stamp))
+    rerun = flights.run()
+    assert "source planes: 1 rows held erased values and were filtered on ingest" in rerun.notes
+    assert (f"source flights: {len(flown)} rows held erased values and were filtered on ingest"
+            in rerun.notes)
+    month = dt.date(int(flown[0][0]), int(flown[0][1]), 1)
+    flights.run(date_from=month, date_to=month.replace(day=28))
+    no_data_file_holds_it()
+    assert flights.table("silver", "flights").count() == len(landed)
+    _, err = capfd.readouterr()
+    assert value not in err
+
+    again = main(["--conf-dir", str(flights.conf_dir), "forget", "flights", "--subject",
+                  "aircraft", "--value", value])
+
+    out, _ = capfd.readouterr()
+    assert again == 0
+    assert out.startswith("subject aircraft, value hash ")
+    assert out.rstrip().endswith("; nothing to do")
+    assert ledger.count() == 1

@@ -167,3 +167,88 @@ def test_incremental_run_after_a_failed_one(shop):
         "customers": ("MERGE", 1, 1), "orders": ("MERGE", 0, 1), "order_items": ("MERGE", 1, 0)}
     shop.assert_silver_and_gold_match_the_database()
     assert shop.watermarks() == {t: ("updated_at", v) for t, v in shop.max_updated_at().items()}
+
+
+PII_KEY = "a-test-key-of-the-erasure-ledger"
+
+
+def test_forget_a_customer_erases_every_copy_and_nothing_brings_it_back(
+        shop, s3, monkeypatch, capfd):
+    import json
+
+    from etl.cli import main
+    from etl.privacy import keyed_hash
+    from tests.parquet_scan import scan
+
+    _, bucket = s3
+    export = f"s3a://{bucket}/forget-exports"
+    first = shop.run(f"exports.daily_revenue.path={export}")
+    s, pg = shop.schema, shop.pg
+    customer, orders = pg.execute(f"SELECT customer_id, count(*) FROM {s}.orders GROUP BY 1 "
+                                  "ORDER BY 2 DESC, 1 LIMIT 1").fetchone()
+    value = str(customer)
+    for name, env in (("ETL_PII_KEY", PII_KEY), ("ETL_SHOP_SCHEMA", s),
+                      ("ETL_WAREHOUSE", str(shop.warehouse)), ("ETL_SHOP_EXPORT", export)):
+        monkeypatch.setenv(name, env)
+    wh = shop.warehouse
+    places = {("id",): [wh / "staging" / "customers", wh / "silver" / "customers"],
+              ("customer_id",): [wh / "staging" / "orders", wh / "silver" / "orders"]}
+
+    def copies() -> list[str]:
+        found = []
+        for columns, roots in places.items():
+            found += scan(roots, value, skip=("_delta_log",), columns=columns)[0]
+        return found
+
+    assert len(copies()) >= 4  # each layer held the customer before
+    forget = ["--conf-dir", str(ROOT / "conf"), "forget", "shop", "--subject", "customer",
+              "--value", value]
+
+    dry = main([*forget, "--dry-run"])
+    out, _ = capfd.readouterr()
+    assert dry == 0 and "dry run, nothing changed" in out.splitlines()[0]
+    assert len(copies()) >= 4
+    code = main(forget)
+
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    changed = {tuple(line.split()[:3]) for line in out.splitlines()[2:]}
+    assert {("staged", "customers", "1"), ("staged", "orders", str(orders)),
+            ("silver", "silver_customers", "1"), ("silver", "silver_orders", str(orders))} <= changed
+    assert "recomputed gold_daily_revenue for" in out
+    assert copies() == []
+    assert shop.table("silver", "customers").where(f"id = {value}").count() == 0
+    assert shop.table("silver", "orders").count() == 60 - orders
+    for folder in (wh / "staging").glob("*/*/*"):
+        manifest = json.loads((folder / "_manifest.json").read_text())
+        assert manifest["rows"] == shop.spark.read.parquet(str(folder)).count()
+    # gold and its export: the revenue of everyone else's orders, as PostgreSQL computes it
+    gold_sql = GOLD_SQL.replace("WHERE o.status", f"WHERE o.customer_id <> {value} AND o.status")
+    expected = shop.spark.createDataFrame(pg.execute(gold_sql.format(schema=s)).fetchall(),
+                                          GOLD_SCHEMA)
+    assert_df_equality(shop.table("gold", "daily_revenue"), expected, ignore_row_order=True,
+                       ignore_nullable=True)
+    exported = shop.spark.read.schema(GOLD_SCHEMA).option("header", "true").csv(
+        f"{export}/daily_revenue")
+    assert_df_equality(exported, expected, ignore_row_order=True, ignore_nullable=True)
+    ledger = shop.spark.read.format("delta").load(str(wh / "_etl" / "erasures"))
+    assert [(r.subject, r.value_hash, r.rows) for r in ledger.collect()] == [
+        ("customer", keyed_hash(PII_KEY.encode(), value), 2 * (1 + orders))]
+
+    # the database still has the customer: a change to it is extracted again, and filtered
+    pg.execute(f"UPDATE {s}.customers SET updated_at = %s WHERE id = %s", (LATER, customer))
+    pg.execute(f"UPDATE {s}.orders SET updated_at = %s WHERE customer_id = %s", (LATER, customer))
+    rerun = shop.run()
+    assert "source customers: 1 staged rows held erased values and were filtered on ingest" in (
+        rerun.notes)
+    assert (f"source orders: {orders} staged rows held erased values and were filtered on "
+            "ingest") in rerun.notes
+    replayed = shop.run(from_staging=first.run_id)
+    assert replayed.rows_read == 198 - 1 - orders
+    assert copies() == []
+    assert shop.table("silver", "orders").count() == 60 - orders
+    capfd.readouterr()
+
+    assert main(forget) == 0
+    assert capfd.readouterr().out.rstrip().endswith("; nothing to do")
+    assert ledger.count() == 1
