@@ -24,8 +24,8 @@ from etl.config import (
 from etl.errors import EXIT_USAGE, ConfigError
 
 SPARK_KEYS = "app_name, conf, driver_memory, jars_dir, log_level, master, shuffle_partitions"
-TOP_KEYS = ("alerts, deploy, env, exports, job, lineage, logging, params, paths, personal_data, quality, s3, "
-            "schema_drift, sources, spark, staging, targets")
+TOP_KEYS = ("alerts, deploy, env, exports, job, lineage, logging, params, paths, personal_data, quality, "
+            "retention, s3, schema_drift, sources, spark, staging, targets")
 
 
 @pytest.fixture()
