@@ -245,7 +245,7 @@ def forget(spark: SparkSession, ctx: RunContext, plan: Plan, subject: str, value
     requested = utcnow()
     run = Run(spark, ctx, plan)
     where = places(plan, ctx.warehouse, spec)
-    touched = {} if dry_run else _touched_before(spark, run, plan, where, value)
+    touched = [] if dry_run else _touched_before(spark, run, plan, where, value)
     for place in where:
         erased = erase_place(spark, place, ctx.job, value, dry_run=dry_run, run_id=ctx.run_id)
         report.erased.append((place, erased))
@@ -253,7 +253,7 @@ def forget(spark: SparkSession, ctx: RunContext, plan: Plan, subject: str, value
                      table=place.path, rows=erased.rows, files=len(erased.files))
     if dry_run:
         return report
-    for built, values in touched.items():
+    for built, values in touched:
         run.recompute(built, values)
         report.recomputed[built.name] = len(values)
     if touched:
@@ -268,7 +268,7 @@ def forget(spark: SparkSession, ctx: RunContext, plan: Plan, subject: str, value
 
 
 def _touched_before(spark: SparkSession, run: Run, plan: Plan, where: Sequence[Place],
-                    value: str) -> dict[Built, list[Any]]:
+                    value: str) -> list[tuple[Built, list[Any]]]:
     """For each target built from an erased target: the values of its ``replace_by`` the
     erased rows touch, found as a run's publish would (`Run.touched`), before they change."""
     from etl.flow.build import Batch
@@ -276,7 +276,7 @@ def _touched_before(spark: SparkSession, run: Run, plan: Plan, where: Sequence[P
     erased = {p.name: p for p in where if p.kind not in ("staged", "bronze", "quarantine",
                                                           "dead letters")}
     built_of = {b.name: b for b in (*plan.from_sources, *plan.from_targets)}
-    found: dict[Built, list[Any]] = {}
+    found: list[tuple[Built, list[Any]]] = []
     for built in plan.from_targets:
         inputs = [i for i in built.inputs if i in erased]
         if not inputs or not built.target.replace_by:
@@ -290,7 +290,7 @@ def _touched_before(spark: SparkSession, run: Run, plan: Plan, where: Sequence[P
             batches[name] = Batch(built_of[name], held, rows=-1)
         values = run.touched(built, batches, tables, built.target.replace_by)
         if values:
-            found[built] = values
+            found.append((built, values))
     return found
 
 
@@ -328,7 +328,8 @@ class ErasedValues:
             if where is None:
                 continue
             erase = where.erase or spec.erase
-            held = keyed_hash_column(self.key, where.column).isin(sorted(hashes))
+            held = keyed_hash_column(self.key, F.col(f"`{where.column}`").cast("string")).isin(
+                sorted(hashes))
             found.append((F.coalesce(held, F.lit(False)),
                           (where.column, *where.also_null) if erase == "null" else ()))
         return found

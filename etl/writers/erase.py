@@ -119,7 +119,7 @@ class DeltaErase:
     The rows are chosen by ``where(condition)`` (SQL text; it is recorded in the table's
     history as the commit's predicate) or by ``where_equals(expression, value)``: the rows whose
     ``expression`` equals ``value``, changed by a MERGE against a one-row source, so the history
-    records ``expression = s.value`` and never the value itself (a personal value must not be
+    records ``expression = value`` (the source's column) and never the value itself (a personal value must not be
     written to ``_delta_log``).
 
     Guarantees: after `execute`, no data file under the table (any version, change files

@@ -172,6 +172,7 @@ def test_incremental_run_after_a_failed_one(shop):
 PII_KEY = "a-test-key-of-the-erasure-ledger"
 
 
+@pytest.mark.timeout(1800)  # the erase, then a rerun, a backfill or replay, and the no-op
 def test_forget_a_customer_erases_every_copy_and_nothing_brings_it_back(
         shop, s3, monkeypatch, capfd):
     import json
