@@ -79,6 +79,16 @@ def ledger_summary(path: str, s3: S3Settings | None, job: str) -> list[Row]:
                             "ORDER BY source", s3) or []
 
 
+def retention_enforced(path: str, s3: S3Settings | None, job: str) -> list[Row]:
+    """Per table of ``job``: when its retention was last enforced (`etl.retention`), with the
+    cutoff and what that enforcement removed, by layer and table."""
+    return query_path(path, "SELECT layer, \"table\", cutoff, rows_deleted, files_purged, "
+                            "enforced_at, run_id FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+                            "layer, \"table\" ORDER BY enforced_at DESC, run_id DESC) AS n "
+                            f"FROM {TABLE} WHERE job = {literal(job)}) WHERE n = 1 "
+                            "ORDER BY layer, \"table\"", s3) or []
+
+
 def quarantine_rows(path: str, s3: S3Settings | None, table: str, run_id: str | None,
                     limit: int) -> list[Row]:
     """Quarantined rows of ``table`` (of ``run_id``), oldest first, with the replay columns."""

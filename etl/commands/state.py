@@ -18,7 +18,8 @@ def register(commands: Any) -> None:
     )
     actions = state.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    show = actions.add_parser("show", help="the job's watermarks and ingested files per source")
+    show = actions.add_parser("show", help="the job's watermarks, ingested files per source and "
+                             "when its retention was last enforced")
     show.add_argument("job")
 
     set_ = actions.add_parser(
@@ -113,8 +114,9 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _show(config: Any, warehouse: Any, job: str) -> None:
-    """The job's watermarks, then its ledger's files per source (read without Spark)."""
-    from etl.inspection import format_table, ledger_summary, watermarks
+    """The job's watermarks, its ledger's files per source, and when its retention was last
+    enforced per table (read without Spark)."""
+    from etl.inspection import format_table, ledger_summary, retention_enforced, watermarks
 
     marks = watermarks(warehouse.records("state/watermarks"), config.s3, job)
     print(format_table(
@@ -127,3 +129,11 @@ def _show(config: Any, warehouse: Any, job: str) -> None:
         print()
         print(format_table(["source", "files ingested", "last ingested"],
                            [(r.source, r.files, r.last_ingested) for r in files]))
+    enforced = retention_enforced(warehouse.records("retention"), config.s3, job)
+    if enforced:
+        print()
+        print(format_table(
+            ["layer", "table", "retention last enforced", "cutoff", "rows removed",
+             "files purged", "run_id"],
+            [(r.layer, r.table, r.enforced_at, r.cutoff, r.rows_deleted, r.files_purged,
+              r.run_id) for r in enforced]))
