@@ -74,6 +74,12 @@ def handle_maintain(args: argparse.Namespace) -> int:
     if args.retention is None and (args.dry_run or args.now is not None):
         raise ConfigError("--dry-run and --now go with --retention JOB", key="--dry-run")
     if args.retention is not None:
+        table_options = [name for name, given in (
+            ("--zorder-by", args.zorder_by), ("--retain-hours", args.retain_hours is not None),
+            ("--no-optimize", args.no_optimize), ("--no-vacuum", args.no_vacuum)) if given]
+        if table_options:
+            raise ConfigError(f"{table_options[0]} goes with a TABLE, not --retention JOB",
+                              key=table_options[0])
         return handle_retention(args)
     from etl.config import load_settings
     from etl.session import get_spark

@@ -313,6 +313,10 @@ def test_bad_retention_is_refused_before_spark_starts(tmp_path, capsys, retentio
     ([], "TABLE: give a TABLE or --retention JOB (one of them)"),
     (["silver/orders", "--retention", "ret"], "TABLE: give a TABLE or --retention JOB (one of them)"),
     (["silver/orders", "--dry-run"], "--dry-run: --dry-run and --now go with --retention JOB"),
+    (["--retention", "ret", "--zorder-by", "id"],
+     "--zorder-by: --zorder-by goes with a TABLE, not --retention JOB"),
+    (["--retention", "ret", "--no-vacuum"],
+     "--no-vacuum: --no-vacuum goes with a TABLE, not --retention JOB"),
 ])
 def test_maintain_takes_a_table_or_a_job(conf_dir, capsys, args, message):
     code = main(["--conf-dir", str(conf_dir), "maintain", *args])
