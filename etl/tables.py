@@ -1,6 +1,7 @@
 """Delta tables as a whole, for readers and writers alike: whether a table exists, its rows,
-latest version, detail and history-based commit metrics, the SQL literals and predicates that
-select its rows or partitions, its recorded transactions, properties and catalog name.
+latest version, detail and commit metrics (read from the commits in its log), the SQL literals
+and predicates that select its rows or partitions, its recorded transactions, properties and
+catalog name.
 
 Writers (`etl.writers.delta`) build on these; so do the flow, the records and the commands.
 
@@ -13,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -56,10 +58,39 @@ def table_detail(spark: SparkSession, path: str) -> Row:
     return detail
 
 
+def _snapshot(spark: SparkSession, path: str) -> Any:
+    """The Delta log's current snapshot of the table at ``path`` (its log folder listed, no
+    Spark job)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    empty = jvm.scala.Option.empty()
+    return log.update(False, empty, empty)
+
+
 def latest_version(spark: SparkSession, path: str) -> int:
-    entry = DeltaTable.forPath(spark, path).history(1).first()
-    assert entry is not None
-    return int(entry["version"])
+    """The table's latest version, from its log's listing (no Spark job)."""
+    return int(_snapshot(spark, path).version())
+
+
+def commit_info(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
+    """The ``commitInfo`` action of the table's commit ``version`` (operation, its
+    ``operationMetrics``, ``userMetadata``...: what ``DESCRIBE HISTORY`` shows of it), read
+    from that commit's file in the log, not by a history query."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    file = jvm.org.apache.hadoop.fs.Path(f"{log.logPath().toString()}/{version:020d}.json")
+    stream = file.getFileSystem(log.newDeltaHadoopConf()).open(file)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        while (line := reader.readLine()) is not None:
+            action = json.loads(line)
+            if "commitInfo" in action:
+                return dict(action["commitInfo"])
+    finally:
+        reader.close()
+    return {}
 
 
 def sql_literal(value: Any) -> str:
@@ -115,15 +146,19 @@ def partition_predicate(
 def last_commit_metrics(
     spark: SparkSession, path: str, table: str, user_metadata: str | None = None
 ) -> WriteMetrics:
-    """Metrics of the table's latest commit, or, with ``user_metadata``, of the latest commit
-    carrying it (so a concurrent writer's newer commit is not reported as ours)."""
-    entry = DeltaTable.forPath(spark, path).history(1).first()
-    if user_metadata is not None and entry is not None and entry["userMetadata"] != user_metadata:
-        recent = DeltaTable.forPath(spark, path).history(HISTORY_SEARCH)
-        entry = recent.where(recent.userMetadata == user_metadata).first() or entry
-    assert entry is not None
-    m = {k: int(v) for k, v in (entry["operationMetrics"] or {}).items() if str(v).isdigit()}
-    operation = entry["operation"]
+    """Metrics of the table's latest commit, or, with ``user_metadata``, of the latest of the
+    `HISTORY_SEARCH` latest commits carrying it (so a concurrent writer's newer commit is not
+    reported as ours); read from the commits themselves (`commit_info`)."""
+    version = latest_version(spark, path)
+    entry = commit_info(spark, path, version)
+    if user_metadata is not None and entry.get("userMetadata") != user_metadata:
+        for earlier in range(version - 1, max(version - HISTORY_SEARCH, -1), -1):
+            found = commit_info(spark, path, earlier)
+            if found.get("userMetadata") == user_metadata:
+                entry, version = found, earlier
+                break
+    m = {k: int(v) for k, v in (entry.get("operationMetrics") or {}).items() if str(v).isdigit()}
+    operation = str(entry.get("operation"))
     if operation == "MERGE":
         inserted, updated = m.get("numTargetRowsInserted", 0), m.get("numTargetRowsUpdated", 0)
         deleted = m.get("numTargetRowsDeleted", 0)
@@ -136,7 +171,7 @@ def last_commit_metrics(
     return WriteMetrics(
         table=table,
         operation=operation,
-        version=int(entry["version"]),
+        version=version,
         rows_inserted=inserted,
         rows_updated=updated,
         rows_deleted=deleted,
@@ -175,11 +210,7 @@ def table_name(path: str) -> str:
 def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | None:
     """The latest ``txnVersion`` the table recorded for ``app_id`` (its ``SetTransaction``
     state), or ``None``."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    empty = jvm.scala.Option.empty()
-    transactions = log.update(False, empty, empty).transactions()
+    transactions = _snapshot(spark, path).transactions()
     return int(transactions.apply(app_id)) if transactions.contains(app_id) else None
 
 
@@ -230,6 +261,7 @@ def dates_predicate(column: str, dates: Sequence[Any]) -> str:
 
 __all__ = [
     "apply_properties",
+    "commit_info",
     "commit_metadata",
     "committed_transaction",
     "dates_predicate",

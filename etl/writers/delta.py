@@ -3,9 +3,10 @@
 Every writer is an immutable builder: each configuration call returns a new builder and nothing
 touches Spark or storage until the terminal ``execute(df)``, which writes the data in exactly
 one Delta commit (atomic: readers see the table before or after it, never half of it) and
-returns `WriteMetrics` read from that commit's history entry. Two changes of the table itself
-are separate commits: widening a column type under the ``evolve`` policy (just before the data
-commit) and setting table properties that differ from the configured ones (just after it).
+returns `WriteMetrics` read from that commit's own ``commitInfo`` in the Delta log (no history
+query). Two changes of the table itself are separate commits: widening a column type under the
+``evolve`` policy (just before the data commit) and setting table properties that differ from
+the configured ones (just after it).
 
 Example::
 
@@ -278,8 +279,11 @@ class DeltaWrite:
                     raise
                 raise WriteError(f"{self.path}: the write failed: {cause}") from exc
 
-    def _finish(self) -> WriteMetrics:
-        metrics = last_commit_metrics(self.spark, self.path, self.table, self.metadata)
+    def _finish(self, metrics: WriteMetrics | None = None) -> WriteMetrics:
+        """The commit's metrics (read from its ``commitInfo`` unless given), then the table's
+        properties and catalog name."""
+        if metrics is None:
+            metrics = last_commit_metrics(self.spark, self.path, self.table, self.metadata)
         if self.table_properties:
             with commit_metadata(self.spark, self.metadata):
                 apply_properties(self.spark, self.path, dict(self.table_properties))
@@ -414,11 +418,12 @@ class DeltaMerge(DeltaWrite):
                 condition = f"{pruning} AND {condition}"
             before = latest_version(self.spark, self.path)
             self._commit(lambda: self._merge(batch, condition, hard_delete))
-            if latest_version(self.spark, self.path) == before:
+            metrics = last_commit_metrics(self.spark, self.path, self.table, self.metadata)
+            if metrics.version is not None and metrics.version <= before:
                 # Delta commits no version for a MERGE that changes nothing (e.g. only deletes
                 # of absent keys): report that, not the metrics of the commit before it
                 return WriteMetrics(table=self.table, operation="NOOP", version=before)
-        return self._finish()
+        return self._finish(metrics)
 
     def _merge(self, batch: DataFrame, condition: str, hard_delete: bool) -> None:
         newer = None

@@ -13,7 +13,15 @@ from delta.tables import DeltaTable
 
 from etl.context import WriteMetrics
 from etl.errors import WriteError
-from etl.tables import in_predicate, partition_predicate, read_delta, sql_literal, table_exists
+from etl.tables import (
+    commit_info,
+    in_predicate,
+    last_commit_metrics,
+    partition_predicate,
+    read_delta,
+    sql_literal,
+    table_exists,
+)
 from etl.writers.delta import DeltaMerge, DeltaOverwrite
 
 SCHEMA = "id int, v string, seq int, year int"
@@ -154,6 +162,44 @@ def test_partitioned_merge_prunes_to_the_batch_partitions(spark, silver):
     (predicate,) = json.loads(commit["operationParameters"]["predicate"])
     assert re.fullmatch(r"\(\(year#\d+ = 2013\) AND \(id#\d+ <=> id#\d+\)\)", predicate), predicate
     assert DeltaTable.forPath(spark, silver).detail().first()["partitionColumns"] == ["year"]
+
+
+def spark_jobs(spark, action) -> int:
+    """How many Spark jobs ``action`` ran (in a job group of its own)."""
+    sc = spark.sparkContext
+    sc.setJobGroup("counted", "jobs counted by the test")
+    try:
+        action()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+    return len(sc.statusTracker().getJobIdsForGroup("counted"))
+
+
+def test_commit_metrics_are_the_commits_own_and_cost_no_spark_job(spark, silver):
+    merge = DeltaMerge(spark, silver).keys("id").sequence_by("seq")
+    merge.user_metadata("run-1").execute(frame(spark, (1, "a", 5, 2013), (2, "b", 5, 2013)))
+    merge.user_metadata("run-2").execute(frame(spark, (1, "a2", 6, 2013), (3, "c", 1, 2013)))
+    DeltaOverwrite(spark, silver).user_metadata("run-3").execute(frame(spark, (9, "z", 1, 2014)))
+    history = {r["version"]: r for r in DeltaTable.forPath(spark, silver).history().collect()}
+
+    found = {}
+    assert spark_jobs(spark, lambda: found.update(
+        {v: commit_info(spark, silver, v) for v in (0, 1, 2)})) == 0
+    assert {v: (c["operation"], c["operationMetrics"], c["userMetadata"])
+            for v, c in found.items()} == {
+        v: (h["operation"], h["operationMetrics"], h["userMetadata"]) for v, h in history.items()}
+    metrics = {}
+    assert spark_jobs(spark, lambda: metrics.update(
+        latest=last_commit_metrics(spark, silver, "silver/flights"),
+        ours=last_commit_metrics(spark, silver, "silver/flights", "run-2"))) == 0
+    files = {v: {k: int(n) for k, n in history[v]["operationMetrics"].items()} for v in (1, 2)}
+    assert metrics == {
+        # (an overwrite's commit counts the files it adds, not those it removes)
+        "latest": WriteMetrics("silver/flights", "WRITE", 2, 1, 0, 0, files[2]["numFiles"], 0),
+        # run 3's newer commit is not reported as run 2's
+        "ours": WriteMetrics("silver/flights", "MERGE", 1, 1, 1, 0,
+                             files[1]["numTargetFilesAdded"], files[1]["numTargetFilesRemoved"])}
 
 
 def test_partitioned_merge_of_an_empty_batch_commits_nothing(spark, silver):
