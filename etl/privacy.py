@@ -60,11 +60,17 @@ def keyed_hash_column(key: bytes, column: Column | str) -> Column:
 
     A Python UDF whose closure holds the key: the key travels to the executors inside the
     pickled function, never as a literal of the query plan, so `explain`, the Spark UI and the
-    event logs show ``hmac_sha256(column)`` and nothing derived from the key."""
+    event logs show ``hmac_sha256(column)`` and nothing derived from the key. The function uses
+    the standard library only, so an executor's Python needs nothing of this package."""
     from pyspark.sql import functions as F
 
     def hmac_sha256(value: str | None) -> str | None:
-        return None if value is None else keyed_hash(key, value)
+        import hashlib as hashes
+        import hmac as hmacs
+
+        if value is None:
+            return None
+        return hmacs.new(key, value.encode("utf-8"), hashes.sha256).hexdigest()
 
     value = (F.col(column) if isinstance(column, str) else column).cast("string")
     return F.udf(hmac_sha256, "string")(value)

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -56,6 +57,8 @@ LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
 def with_local_mode(builder: Builder, settings: SparkSettings) -> Builder:
+    # Python workers (UDFs) run this interpreter, not whatever ``python3`` is on the PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
         builder.master(settings.master)
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}")
