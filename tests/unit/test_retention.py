@@ -35,7 +35,7 @@ CUTOFF = {"staging": dt.datetime(2026, 5, 22), "bronze": dt.datetime(2026, 5, 2)
 JOB = """\
 job: {{name: ret, entrypoint: 'x:y'}}
 paths: {{warehouse: {warehouse}}}
-staging: {{enabled: true}}
+staging: {staging}
 sources:
   orders: {{path: orders, pattern: "*.csv", columns: [id, v], bronze: bronze_orders}}
 targets:
@@ -101,13 +101,14 @@ def ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-def write_conf(tmp_path: Path, retention: str = RETENTION) -> Path:
+def write_conf(tmp_path: Path, retention: str = RETENTION,
+               staging: str = "{enabled: true}") -> Path:
     conf = tmp_path / "conf"
     (conf / "jobs").mkdir(parents=True, exist_ok=True)
     for name in ("base.yml", "local.yml"):
         shutil.copyfile(ROOT / "conf" / name, conf / name)
     (conf / "jobs" / "ret.yml").write_text(
-        JOB.format(warehouse=tmp_path / "wh", retention=retention))
+        JOB.format(warehouse=tmp_path / "wh", retention=retention, staging=staging))
     return conf
 
 
@@ -285,9 +286,17 @@ def test_retention_removes_exactly_the_rows_and_files_older_than_each_window(
         (layer, table, cutoff, "0", "0", second) for layer, table, cutoff, *_ in expected(counts))
 
 
+def test_the_old_staging_retention_key_is_refused_naming_the_new_one(tmp_path, capsys):
+    conf = write_conf(tmp_path, staging="{enabled: true, retention_days: 30}")
+
+    code = main(["--conf-dir", str(conf), "maintain", "--retention", "ret"])
+
+    assert (code, capsys.readouterr().err) == (
+        2, f"etl: error: {conf}/jobs/ret.yml: staging.retention_days: "
+           "this key moved: write retention.staging (e.g. retention: {staging: 30 days})\n")
+
+
 @pytest.mark.parametrize(("retention", "key", "message"), [
-    ("staging: {enabled: true, retention_days: 30}\n", "staging.retention_days",
-     "this key moved: write retention.staging (e.g. retention: {staging: 30 days})"),
     ("retention: {bronze: 30}\n", "retention.bronze",
      "expected a duration of whole days such as '30 days', got '30'"),
     ("retention: {quarantine: 0 days}\n", "retention.quarantine",
