@@ -159,30 +159,24 @@ def test_only_a_job_that_hashes_needs_the_key(people, monkeypatch, capsys):
         "gold_people": {"city": "mask"}}
 
 
-def test_a_key_column_is_not_masked(people, monkeypatch):
+@pytest.mark.parametrize(("declared", "message"), [
+    ("      id: {silver: mask}\n",
+     "targets.silver_people.keys: personal_data gives column 'id' of silver/people the action "
+     "'mask', but targets.silver_people.keys needs its values (allowed there: keep, "
+     "pseudonymise)"),
+    ("      phone: {bronze: drop}\n",
+     "personal_data.columns.people.phone.bronze: the flow types source 'people'\'s rows from "
+     "its bronze table, which would have no 'phone': drop it in silver, or pseudonymise or mask "
+     "it in bronze"),
+], ids=["a key column is not masked", "a column the flow types from bronze is not dropped there"])
+def test_an_action_that_breaks_the_flow_is_refused(people, monkeypatch, declared, message):
     monkeypatch.setenv("PEOPLE_KEY", KEY)
-    write_job(people, "      id: {silver: mask}\n")
+    write_job(people, declared)
 
     with pytest.raises(ConfigError) as error:
         make_plan(config_of(people))
 
-    assert str(error.value) == (
-        f"{people / 'jobs' / 'people.yml'}: targets.silver_people.keys: personal_data gives "
-        "column 'id' of silver/people the action 'mask', but targets.silver_people.keys needs "
-        "its values (allowed there: keep, pseudonymise)")
-
-
-def test_a_column_the_flow_types_from_bronze_is_not_dropped_there(people, monkeypatch):
-    monkeypatch.setenv("PEOPLE_KEY", KEY)
-    write_job(people, "      phone: {bronze: drop}\n")
-
-    with pytest.raises(ConfigError) as error:
-        make_plan(config_of(people))
-
-    assert str(error.value) == (
-        f"{people / 'jobs' / 'people.yml'}: personal_data.columns.people.phone.bronze: the flow "
-        "types source 'people'\'s rows from its bronze table, which would have no 'phone': drop "
-        "it in silver, or pseudonymise or mask it in bronze")
+    assert str(error.value) == f"{people / 'jobs' / 'people.yml'}: {message}"
 
 
 def test_the_key_is_in_no_log_record_or_lineage_event(spark, people, monkeypatch, capfd):
