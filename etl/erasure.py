@@ -10,7 +10,8 @@ A subject (``personal_data.subjects`` in the job's YAML) names where its key is:
 2. notes, for each target built from an erased target (gold), the values of its ``replace_by``
    the erased rows touched (the flow's own ``touched`` machinery, before the rows change);
 3. erases each place (`places`): staged Parquet rewritten without the rows (or with the key
-   null) and its manifest's ``rows`` recounted; Delta tables through `DeltaErase` (MERGE
+   null) and its manifest's ``rows`` recounted, a REST source's staged pages rewritten without
+   the records; Delta tables through `DeltaErase` (MERGE
    against the value, so the value never enters a commit's predicate; REORG where deletion
    vectors are on; the files that held it deleted); quarantine rows whose raw JSON ``record``
    holds it and dead letters whose ``reason`` names it are deleted;
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,10 @@ class Place:
     path: str
     expression: str
     null_columns: tuple[str, ...] = ()
+    #: A REST source's staged pages: where the records are in a page's body, and the field
+    #: holding the subject's key (``None`` for every other place).
+    records_path: str | None = None
+    field: str = ""
 
 
 def subject_of(config: JobConfig, subject: str) -> SubjectConfig:
@@ -94,8 +99,9 @@ def places(plan: Plan, warehouse: Warehouse, subject: SubjectConfig) -> list[Pla
         if name in config.sources:
             source = config.sources[name]
             if source.type in STAGED:
+                pages = source.rest.records_path if source.rest is not None else None
                 found.append(Place("staged", name, f"{warehouse.root}/staging/{name}", column,
-                                   nulls))
+                                   nulls, records_path=pages, field=where.column))
             if source.bronze:
                 table = config.targets[source.bronze].table
                 found.append(Place("bronze", name, warehouse.table("bronze", table), column, nulls))
@@ -174,6 +180,8 @@ def _recount(spark: SparkSession, folder: str, manifest: dict[str, Any]) -> None
 
 def _erase_staged(spark: SparkSession, place: Place, value: str, dry_run: bool) -> Erased:
     """Every staged extract of the source, rewritten without the value; manifests recounted."""
+    if place.records_path is not None:
+        return _erase_pages(spark, place, value, dry_run)
     rows, files = 0, list[str]()
     for folder in storage.glob(spark, f"{place.path}/*/*"):
         manifest = json.loads(storage.read_text(spark, f"{folder}/{MANIFEST}"))
@@ -185,6 +193,63 @@ def _erase_staged(spark: SparkSession, place: Place, value: str, dry_run: bool) 
         rows, files = rows + erased.rows, files + list(erased.files)
         if erased.rows and not dry_run:
             _recount(spark, folder, manifest)
+    return Erased(place.path, rows, tuple(files))
+
+
+def _rewrite_pages(spark: SparkSession, paths: Sequence[str], records_path: str, field: str,
+                   matches: Callable[[str], bool], null_columns: Sequence[str] = (), *,
+                   dry_run: bool = False) -> tuple[int, list[str]]:
+    """REST pages files (`etl.readers.rest.stage_pages`: one JSON line per page, its body as
+    text) rewritten without the records whose ``field`` ``matches`` (a number or boolean as its
+    JSON text), or with ``null_columns`` set to null in them; a page keeps its number and URL.
+    Returns the records that matched and the files that held them."""
+    steps = [s for s in records_path.split(".") if s]
+    nulls = dict.fromkeys(null_columns)
+    held = 0
+
+    def holds(record: Any) -> bool:
+        if not isinstance(record, dict) or record.get(field) is None:
+            return False
+        found = record[field]
+        return matches(found if isinstance(found, str) else json.dumps(found))
+
+    def change(records: list[Any]) -> list[Any]:
+        nonlocal held
+        found = [holds(r) for r in records]
+        held += sum(found)
+        if nulls:
+            return [{**r, **nulls} if f else r for r, f in zip(records, found, strict=True)]
+        return [r for r, f in zip(records, found, strict=True) if not f]
+
+    def at(node: Any, path: Sequence[str]) -> Any:
+        if not path:
+            return change(node) if isinstance(node, list) else node
+        if not isinstance(node, dict) or path[0] not in node:
+            return node
+        return {**node, path[0]: at(node[path[0]], path[1:])}
+
+    rows, files = 0, list[str]()
+    for path in paths:
+        held, lines = 0, []
+        for line in storage.read_text(spark, path).splitlines():
+            page = json.loads(line)
+            page["body"] = json.dumps(at(json.loads(page["body"]), steps))
+            lines.append(json.dumps(page) + "\n")
+        if held:
+            rows, files = rows + held, [*files, path]
+            if not dry_run:
+                storage.write_text(spark, path, "".join(lines))
+    return rows, files
+
+
+def _erase_pages(spark: SparkSession, place: Place, value: str, dry_run: bool) -> Erased:
+    """A REST source's staged pages, rewritten without the value (`_rewrite_pages`)."""
+    from etl.readers.rest import PAGES_FILE
+
+    assert place.records_path is not None
+    rows, files = _rewrite_pages(
+        spark, storage.glob(spark, f"{place.path}/*/*/{PAGES_FILE}"), place.records_path,
+        place.field, value.__eq__, place.null_columns, dry_run=dry_run)
     return Erased(place.path, rows, tuple(files))
 
 
@@ -352,6 +417,23 @@ class ErasedValues:
             else:
                 df = df.where(~rows)
         return df, held
+
+    def _erased(self, hashes: frozenset[str], value: str) -> bool:
+        return keyed_hash(self.key, value) in hashes
+
+    def clean_pages(self, spark: SparkSession, source: str, path: str, records_path: str) -> int:
+        """Rewrite a REST source's staged pages at ``path`` (its pages file) without ``source``'s
+        erased values, before they are parsed; returns the records that held one."""
+        total = 0
+        for subject, hashes in self.hashes.items():
+            spec = self.config.personal_data.subjects[subject]
+            where = spec.found_in.get(source)
+            if where is None:
+                continue
+            nulls = (where.column, *where.also_null) if (where.erase or spec.erase) == "null" else ()
+            total += _rewrite_pages(spark, [path], records_path, where.column,
+                                    functools.partial(self._erased, hashes), nulls)[0]
+        return total
 
     def clean_staged(self, spark: SparkSession, source: str, path: str) -> int:
         """Rewrite the staged extract at ``path`` without ``source``'s erased values (its

@@ -323,9 +323,18 @@ class Landing:
 
         source = self.plan.source(name)
         assert source.rest is not None
-        extract = read_rest(self.spark, source.rest, source_name=name, staging=self.staging,
+        rest, held = source.rest, 0
+
+        def clean(pages: str) -> None:
+            nonlocal held
+            held = self.erased.clean_pages(self.spark, name, pages, rest.records_path)
+
+        extract = read_rest(self.spark, rest, source_name=name, staging=self.staging,
                             ctx=self.ctx, watermark=self.store.get(self.ctx.job, name),
-                            extra=source.schema_drift.extra)
+                            extra=source.schema_drift.extra, prepare_pages=clean)
+        if held:
+            self.ctx.note(f"source {name}: {held} records held erased values and were removed "
+                          "from the staged pages on ingest", source=name, rows=held)
         self.staged = True
         if extract.watermark is not None and extract.watermark.high is not None:
             self.positions[name] = (extract.watermark.column, extract.watermark.high)
@@ -371,10 +380,11 @@ class Landing:
         # the rows bronze gains are read back from its change data feed
         target = dataclasses.replace(self.rescuing(name, target), properties={
             **target.properties, "delta.enableChangeDataFeed": "true"})
+        protect = self.plan.protection(source.bronze)
         result = load_kafka(self.spark, self.ctx, source.kafka, source_name=name,
                             target_name=source.bronze, target=target,
                             extra=source.schema_drift.extra,
-                            prepare=self.plan.protection(source.bronze))
+                            prepare=lambda batch: protect(self._without_erased(name, batch)))
         path = self.bronze_path(name)
         rejected = result.rows_quarantined
         if not table_exists(self.spark, path):

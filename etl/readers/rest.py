@@ -603,6 +603,7 @@ def read_rest(
     environ: Mapping[str, str] | None = None,
     sleep: Sleep = time.sleep,
     extra: str = "rescue",
+    prepare_pages: Callable[[str], None] | None = None,
 ) -> RestExtract:
     """Fetch every page of a REST source, stage the raw pages, parse them in Spark.
 
@@ -610,7 +611,9 @@ def read_rest(
     fetched exactly once (retries repeat a failed request, never a page that succeeded), so
     each record the API serves appears once in ``df`` or ``rejected``; ``extra`` says what
     fields the schema does not know become (`parse_pages`). Raises `ApiError` when
-    a request keeps failing or passes a limit (size, deadline, origin); nothing stays staged."""
+    a request keeps failing or passes a limit (size, deadline, origin); nothing stays staged.
+    ``prepare_pages`` is called with the staged pages file before it is parsed (it may rewrite
+    it: `etl.erasure.ErasedValues.clean_pages`)."""
     _check_arguments(source_name, rest)
     references = [("required", c) for c in rest.required]
     if rest.incremental is not None:
@@ -627,6 +630,8 @@ def read_rest(
     pages = fetch_pages(source_name, rest, since=since, environ=environ, sleep=sleep)
     manifest = {"url": redact(rest.url), "since": since}
     path, count, requests_made = stage_pages(spark, staging, source_name, ctx, pages, manifest)
+    if prepare_pages is not None and count:
+        prepare_pages(f"{path}/{PAGES_FILE}")
     staged = spark.read.text(f"{path}/{PAGES_FILE}").select(
         F.from_json("value", _PAGE_SCHEMA).alias("p")).select("p.*")
     rows = parse_pages(staged, schema, rest.records_path, rest.required, extra)

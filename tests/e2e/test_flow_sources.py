@@ -175,6 +175,65 @@ def test_a_rest_source_through_the_flow(spark, tmp_path, tickets_api):
     assert project.watermark(spark, "tickets") == ("updated_at", dt.datetime(2026, 1, 1, 6))
 
 
+#: The REST job with tickets as a subject: `etl forget` erases one by id from the source's
+#: places and from silver (named apart from the source, so the subject can name it).
+SUBJECT_JOB = REST_JOB.replace("  tickets:\n    layer: silver", "  silver_tickets:\n    layer: silver") \
+    .replace("quality:\n  tickets:", "quality:\n  silver_tickets:") + """
+personal_data:
+  subjects:
+    ticket:
+      found_in:
+        tickets: {column: id}
+        silver_tickets: {column: id}
+"""
+
+
+def staged_ids(project: Project) -> list[int]:
+    """The ids of every record in the REST source's staged pages, of every run."""
+    ids = []
+    for pages in (project.warehouse / "staging" / "tickets").glob("*/*/pages.jsonl"):
+        for line in pages.read_text().splitlines():
+            ids += [r["id"] for r in json.loads(json.loads(line)["body"])["data"]]
+    return sorted(ids)
+
+
+def ids(spark, project: Project, layer: str) -> list[int]:
+    return sorted(r.id for r in project.table(spark, layer, "tickets").select("id").collect())
+
+
+def test_a_forgotten_rest_record_leaves_the_staged_pages_and_is_removed_on_ingest(
+        spark, tmp_path, tickets_api, monkeypatch, capsys):
+    from etl.cli import main
+
+    records, url = tickets_api
+    records += [ticket(1, "open", 1), ticket(2, "open", 2), ticket(3, "open", 3)]
+    project = Project(tmp_path, "tickets", SUBJECT_JOB)
+    project.run(spark, TICKETS_API=url)
+    assert (staged_ids(project), ids(spark, project, "silver")) == ([1, 2, 3], [1, 2, 3])
+    monkeypatch.setenv("TICKETS_API", url)
+    monkeypatch.setenv("ETL_WAREHOUSE", str(project.warehouse))
+
+    assert main(["--conf-dir", str(project.conf), "forget", "tickets", "--subject", "ticket",
+                 "--value", "2"]) == 0
+
+    changed = {tuple(line.split()[:3]) for line in capsys.readouterr().out.splitlines()[2:]}
+    assert {("staged", "tickets", "1"), ("bronze", "tickets", "1"),
+            ("silver", "silver_tickets", "1")} <= changed
+    assert [staged_ids(project), ids(spark, project, "bronze"), ids(spark, project, "silver")] \
+        == [[1, 3]] * 3
+
+    # the API still serves ticket 2: its new version is removed from the pages before parsing
+    records += [ticket(2, "closed", 6), ticket(4, "open", 7)]
+    second = project.run(spark, TICKETS_API=url)
+
+    assert counts(second) == (1, 1, 0, 0)
+    assert ("source tickets: 1 records held erased values and were removed from the staged "
+            "pages on ingest") in second.notes
+    assert [staged_ids(project), ids(spark, project, "bronze"), ids(spark, project, "silver")] \
+        == [[1, 3, 4]] * 3
+    assert project.watermark(spark, "tickets") == ("updated_at", dt.datetime(2026, 1, 1, 7))
+
+
 # --------------------------------------------------------------------------------------------
 # Kafka
 # --------------------------------------------------------------------------------------------
@@ -244,6 +303,35 @@ def test_a_kafka_source_through_bronze_and_the_flow(spark, tmp_path):
         spark.createDataFrame([(1, "/z"), (2, "/b"), (3, "/c"), (4, "/d"), (5, "/e")],
                               "id bigint, page string"),
         ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.integration
+def test_messages_of_an_erased_subject_never_reach_bronze(spark, tmp_path):
+    """The ledger of `etl forget` names a click id: later messages holding it are dropped
+    before bronze's write, each micro-batch's count noted."""
+    from etl.privacy import keyed_hash
+    from etl.records import ERASURES
+    from tests.conftest import TEST_PII_KEY
+
+    host, port = BOOTSTRAP.rsplit(":", 1)
+    require_service("Kafka", host, int(port))
+    topic = f"clicks_{uuid.uuid4().hex[:10]}"
+    subject = "personal_data:\n  subjects:\n    visitor: {found_in: {clicks: {column: id}}}\n"
+    project = Project(tmp_path, "clicks", KAFKA_JOB % {"bootstrap": BOOTSTRAP, "topic": topic}
+                      + subject)
+    moment = dt.datetime(2026, 1, 1)
+    ERASURES.append(spark, str(project.warehouse / "_etl" / "erasures"), [
+        ("clicks", "visitor", keyed_hash(TEST_PII_KEY.encode(), "2"), [], [], 0, moment, moment,
+         "forget-run")])
+    produce(spark, topic, [click(1, "/a", 1), click(2, "/b", 2), click(3, "/c", 3),
+                           click(2, "/d", 4)])
+
+    run = project.run(spark)
+
+    assert counts(run) == (2, 2, 0, 0)
+    assert "source clicks: 2 rows held erased values and were filtered on ingest" in run.notes
+    assert sorted(r.id for r in project.table(spark, "bronze", "clicks").collect()) == [1, 3]
+    assert sorted(r.id for r in project.table(spark, "silver", "clicks").collect()) == [1, 3]
 
 
 # --------------------------------------------------------------------------------------------

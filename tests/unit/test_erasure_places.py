@@ -66,3 +66,39 @@ def test_bad_arguments_exit_2_before_spark_starts(conf_dir, monkeypatch, capsys,
 
     assert code == 2
     assert capsys.readouterr().err == message.format(job=conf_dir / "jobs" / "shop.yml")
+
+
+def test_rest_pages_lose_the_records_holding_the_value_at_their_records_path(spark, tmp_path):
+    import json
+
+    from etl.erasure import _rewrite_pages
+
+    def page(number: int, items: list[object]) -> str:
+        body = {"result": {"items": items, "total": 9}}
+        return json.dumps({"page": number, "url": f"http://api/x?page={number}",
+                           "body": json.dumps(body)}) + "\n"
+
+    original = (page(1, [{"id": 2, "name": "a"}, {"id": 3, "name": "b"}])
+                + page(2, [{"id": "2", "name": "c"}, {"name": "no id"}, "not a record"])
+                + page(3, [{"id": 4}]))
+    for nulls, expected in [
+        ((), [[{"id": 3, "name": "b"}], [{"name": "no id"}, "not a record"], [{"id": 4}]]),
+        (("id", "name"), [[{"id": None, "name": None}, {"id": 3, "name": "b"}],
+                          [{"id": None, "name": None}, {"name": "no id"}, "not a record"],
+                          [{"id": 4}]]),
+    ]:
+        pages = tmp_path / f"nulls-{len(nulls)}" / "pages.jsonl"  # written here by Python only
+        pages.parent.mkdir()
+        pages.write_text(original)
+        assert _rewrite_pages(spark, [str(pages)], "result.items", "id", "2".__eq__, nulls,
+                              dry_run=True) == (2, [str(pages)])
+        assert pages.read_text() == original
+
+        assert _rewrite_pages(spark, [str(pages)], "result.items", "id", "2".__eq__,
+                              nulls) == (2, [str(pages)])
+
+        written = [json.loads(line) for line in pages.read_text().splitlines()]
+        assert [(p["page"], p["url"]) for p in written] == [
+            (n, f"http://api/x?page={n}") for n in (1, 2, 3)]
+        assert [json.loads(p["body"]) for p in written] == [
+            {"result": {"items": items, "total": 9}} for items in expected]
