@@ -14,7 +14,8 @@ A subject (``personal_data.subjects`` in the job's YAML) names where its key is:
    the records; Delta tables through `DeltaErase` (MERGE
    against the value, so the value never enters a commit's predicate; REORG where deletion
    vectors are on; the files that held it deleted); quarantine rows whose raw JSON ``record``
-   holds it and dead letters whose ``reason`` names it are deleted;
+   holds it are deleted (or, for ``erase: null``, keep the record with the key null) and dead
+   letters whose ``reason`` names it are deleted;
 4. recomputes those gold values from the erased tables and rewrites the exports;
 5. appends the ledger row: job, subject, value hash, tables, files, rows, times, run id.
 
@@ -75,6 +76,9 @@ class Place:
     #: holding the subject's key (``None`` for every other place).
     records_path: str | None = None
     field: str = ""
+    #: A quarantine of a subject erased to null: the raw ``record``'s fields set to null (the
+    #: row stays); none: the row goes.
+    record_nulls: tuple[str, ...] = ()
 
 
 def subject_of(config: JobConfig, subject: str) -> SubjectConfig:
@@ -111,9 +115,10 @@ def places(plan: Plan, warehouse: Warehouse, subject: SubjectConfig) -> list[Pla
             found.append(Place(target.layer, name, warehouse.table(target.layer, target.table),
                                column, nulls))
             quarantine = target.table
-        # a quarantined row is the raw record: it goes whole
+        # a quarantined row keeps its raw record with the key null, or goes whole
         quarantines.setdefault(quarantine, Place("quarantine", quarantine,
-                                                 warehouse.quarantine(quarantine), record))
+                                                 warehouse.quarantine(quarantine), record,
+                                                 record_nulls=nulls))
     found.extend(quarantines.values())
     found.append(Place("dead letters", config.job.name, warehouse.records(DEAD_LETTERS.name),
                        "reason"))
@@ -282,6 +287,8 @@ def erase_place(spark: SparkSession, place: Place, job: str, value: str, *, dry_
     erase = DeltaErase(spark, place.path).where_equals(place.expression, value).user_metadata(run_id)
     if place.null_columns:
         erase = erase.set_null(*place.null_columns)
+    if place.record_nulls:
+        erase = erase.set_json_null("record", *place.record_nulls)
     return erase.dry_run() if dry_run else erase.execute()
 
 

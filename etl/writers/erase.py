@@ -7,7 +7,8 @@ rows are in) keep the values until VACUUM removes them, after the table's
 ``delta.deletedFileRetentionDuration``. `DeltaErase` does not wait:
 
 1. ``DELETE FROM`` the table ``WHERE`` the condition, or ``UPDATE ... SET col = NULL`` for the
-   columns given to `DeltaErase.set_null`, in one commit;
+   columns given to `DeltaErase.set_null` (and, for `DeltaErase.set_json_null`, fields of a
+   JSON text column such as a quarantined row's raw ``record``), in one commit;
 2. when deletion vectors are on, ``REORG TABLE ... APPLY (PURGE)`` rewrites the files whose
    rows are only marked deleted;
 3. one Spark read of every Parquet file under the table (``recursiveFileLookup``,
@@ -133,6 +134,8 @@ class DeltaErase:
     condition: str | None = None
     equals: tuple[str, str] | None = None
     null_columns: tuple[str, ...] = ()
+    #: (JSON text column, its fields set to null in the matching rows)
+    json_nulls: tuple[str, tuple[str, ...]] | None = None
     metadata: str | None = None
 
     def where(self, condition: str) -> Self:
@@ -151,6 +154,15 @@ class DeltaErase:
             raise WriteError(f"{self.path}: set_null() needs column names, got {list(columns)!r}")
         return dataclasses.replace(self, null_columns=tuple(columns))
 
+    def set_json_null(self, column: str, *fields: str) -> Self:
+        """Keep the matching rows with ``fields`` of the JSON object in text column ``column``
+        set to null (a quarantined row's raw ``record``); text that is not a JSON object stays
+        as it is."""
+        if not column or not fields or not all(isinstance(f, str) and f for f in fields):
+            raise WriteError(f"{self.path}: set_json_null() needs a column and field names, got "
+                             f"{column!r}, {list(fields)!r}")
+        return dataclasses.replace(self, json_nulls=(column, tuple(fields)))
+
     def user_metadata(self, text: str | None) -> Self:
         return dataclasses.replace(self, metadata=text)
 
@@ -166,13 +178,14 @@ class DeltaErase:
         if not table_exists(self.spark, self.path):
             raise WriteError(f"{self.path}: no Delta table to erase from")
         current = self.spark.read.format("delta").load(self.path)
-        unknown = [c for c in self.null_columns if c not in current.columns]
+        changed = [*self.null_columns, *([self.json_nulls[0]] if self.json_nulls else [])]
+        unknown = [c for c in changed if c not in current.columns]
         if unknown:
             raise WriteError(f"{self.path}: set_null() columns {unknown} are not columns of the "
                              f"table {current.columns}")
         partitions = table_detail(self.spark, self.path)["partitionColumns"]
         text = self.equals[0] if self.equals is not None else str(self.condition)
-        touched = [c for c in partitions if c in self.null_columns or _mentions(text, c)]
+        touched = [c for c in partitions if c in changed or _mentions(text, c)]
         if touched:
             raise WriteError(f"{self.path}: cannot erase by or null the partition columns "
                              f"{touched}: their values are folder names")
@@ -210,6 +223,9 @@ class DeltaErase:
         table = DeltaTable.forPath(self.spark, self.path)
         types = {f.name: f.dataType for f in current.schema.fields}
         nulls: dict[str, str | Column] = {c: F.lit(None).cast(types[c]) for c in self.null_columns}
+        if self.json_nulls is not None:
+            column, fields = self.json_nulls
+            nulls[column] = json_without(F.col(f"`{column}`"), fields)
         if self.equals is None:
             assert self.condition is not None
             if nulls:
@@ -221,6 +237,26 @@ class DeltaErase:
         source = self.spark.createDataFrame([(value,)], "value string")
         merge = table.alias("t").merge(source.alias("s"), f"({expression}) = s.value")
         (merge.whenMatchedUpdate(set=nulls) if nulls else merge.whenMatchedDelete()).execute()
+
+
+def json_without(column: Column, fields: Sequence[str]) -> Column:
+    """``column``'s JSON object text with ``fields`` set to null (compact, as Spark's
+    ``to_json`` writes it); other text unchanged. A Python UDF of the standard library only."""
+    import json
+
+    names = tuple(fields)
+
+    def without(text: str | None) -> str | None:
+        try:
+            found = json.loads(text) if text is not None else None
+        except ValueError:
+            return text
+        if not isinstance(found, dict):
+            return text
+        return json.dumps({k: None if k in names else v for k, v in found.items()},
+                          separators=(",", ":"), ensure_ascii=False)
+
+    return F.udf(without, "string")(column)
 
 
 def _mentions(condition: str, column: str) -> bool:

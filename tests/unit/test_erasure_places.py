@@ -15,9 +15,12 @@ WH = "/wh"
 
 
 def where(job: str, subject: str, conf_dir) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """Each place: kind, name, path, the key's expression, and what is set to null there (the
+    columns of a table, the fields of a quarantined ``record``; none: the rows go)."""
     config = load_job_config(job, env="local", directory=conf_dir)
     found = places(make_plan(config), Warehouse.at(WH), subject_of(config, subject))
-    return [(p.kind, p.name, p.path, p.expression, p.null_columns) for p in found]
+    return [(p.kind, p.name, p.path, p.expression, p.null_columns or p.record_nulls)
+            for p in found]
 
 
 def test_an_aircraft_is_nulled_in_flights_and_deleted_from_planes(conf_dir):
@@ -27,7 +30,7 @@ def test_an_aircraft_is_nulled_in_flights_and_deleted_from_planes(conf_dir):
         ("bronze", "planes", f"{WH}/bronze/planes", "`tailnum`", ()),
         ("silver", "silver_flights", f"{WH}/silver/flights", "`tailnum`",
          ("tailnum", "plane_manufacturer", "plane_model", "plane_year")),
-        ("quarantine", "flights", f"{WH}/quarantine/flights", record, ()),
+        ("quarantine", "flights", f"{WH}/quarantine/flights", record, ("tailnum",)),
         ("quarantine", "planes", f"{WH}/quarantine/planes", record, ()),
         ("dead letters", "flights", f"{WH}/_etl/dead_letters", "reason", ()),
     ]

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
+from pyspark.sql import functions as F
 
 from etl.errors import WriteError
 from etl.tables import latest_version, read_delta
-from etl.writers.erase import DeltaErase, erase_parquet_folder
+from etl.writers.erase import DeltaErase, erase_parquet_folder, files_holding
 from tests.parquet_scan import scan
 
 SCHEMA = "id int, tailnum string, seats int, year int"
@@ -177,3 +178,27 @@ def test_a_parquet_folder_dry_run_changes_nothing(spark, tmp_path):
 
     assert (erased.rows, erased.files) == (2, qualified(set(content)))
     assert {f: Path(f).read_bytes() for f in parquet_files(str(folder))} == content
+
+
+def test_quarantined_records_keep_their_row_with_the_key_null_in_the_json(spark, tmp_path):
+    path = str(tmp_path / "quarantine")
+    rows = [("flights", '{"tailnum":"N1","dest":"IAH","x":null}'),
+            ("flights", '{"tailnum":"N2","dest":"ATL"}'),
+            ("planes", '{"tailnum":"N1","model":"ü"}')]
+    spark.createDataFrame(rows, "table string, record string").coalesce(1) \
+        .write.format("delta").save(path)
+
+    erased = (DeltaErase(spark, path)
+              .where_equals("get_json_object(record, '$.tailnum')", "N1")
+              .set_json_null("record", "tailnum", "model", "absent")
+              .execute())
+
+    assert erased.rows == 2
+    assert_df_equality(
+        spark.read.format("delta").load(path),
+        spark.createDataFrame([("flights", '{"tailnum":null,"dest":"IAH","x":null}'),
+                               ("flights", '{"tailnum":"N2","dest":"ATL"}'),
+                               ("planes", '{"tailnum":null,"model":null}')],
+                              "table string, record string"),
+        ignore_row_order=True, ignore_nullable=True)
+    assert files_holding(spark, path, F.expr("instr(record, 'N1') > 0")) == []
