@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from pyspark.sql import functions as F
 
 from etl import storage
 from etl.config import JobConfig
-from etl.config.privacy import SubjectConfig
+from etl.config.privacy import SubjectConfig, SubjectTable
 from etl.context import RunContext, Warehouse, utcnow
 from etl.errors import ConfigError, StateError
 from etl.privacy import key_of, keyed_hash, keyed_hash_column
@@ -58,6 +59,14 @@ if TYPE_CHECKING:  # etl.flow imports this module (the ingest filter)
 
 #: The source types whose extracts are staged (`etl.staging`).
 STAGED = ("jdbc", "rest", "pg_logical")
+
+
+def nulled(subject: SubjectConfig, where: SubjectTable) -> tuple[str, ...]:
+    """The columns erasing ``subject`` sets to null in a table it is found in (its key and
+    ``also_null``); none when its rows go (``erase: delete``)."""
+    if (where.erase or subject.erase) != "null":
+        return ()
+    return (where.column, *where.also_null)
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,7 @@ def places(plan: Plan, warehouse: Warehouse, subject: SubjectConfig) -> list[Pla
     found: list[Place] = []
     quarantines: dict[str, Place] = {}
     for name, where in subject.found_in.items():
-        erase = where.erase or subject.erase
-        nulls = (where.column, *where.also_null) if erase == "null" else ()
+        nulls = nulled(subject, where)
         column = f"`{where.column}`"
         record = f"get_json_object(record, '$.{where.column}')"
         if name in config.sources:
@@ -235,15 +243,23 @@ def _rewrite_pages(spark: SparkSession, paths: Sequence[str], records_path: str,
 
     rows, files = 0, list[str]()
     for path in paths:
-        held, lines = 0, []
-        for line in storage.read_text(spark, path).splitlines():
-            page = json.loads(line)
-            page["body"] = json.dumps(at(json.loads(page["body"]), steps))
-            lines.append(json.dumps(page) + "\n")
+        # page by page, as stage_pages wrote it: the file is a whole extract
+        held, changed = 0, f"{path}.erasing"
+        output = (contextlib.nullcontext(lambda _: None) if dry_run
+                  else storage.text_stream(spark, changed))
+        with storage.text_lines(spark, path) as lines, output as write:
+            for line in lines:
+                page = json.loads(line)
+                page["body"] = json.dumps(at(json.loads(page["body"]), steps))
+                write(json.dumps(page) + "\n")
+        if not dry_run:
+            if held:
+                storage.delete(spark, path)
+                storage.rename(spark, changed, path)
+            else:
+                storage.delete(spark, changed)
         if held:
             rows, files = rows + held, [*files, path]
-            if not dry_run:
-                storage.write_text(spark, path, "".join(lines))
     return rows, files
 
 
@@ -399,11 +415,9 @@ class ErasedValues:
             where = spec.found_in.get(source)
             if where is None:
                 continue
-            erase = where.erase or spec.erase
             held = keyed_hash_column(self.key, F.col(f"`{where.column}`").cast("string")).isin(
                 sorted(hashes))
-            found.append((F.coalesce(held, F.lit(False)),
-                          (where.column, *where.also_null) if erase == "null" else ()))
+            found.append((F.coalesce(held, F.lit(False)), nulled(spec, where)))
         return found
 
     def apply(self, source: str, df: DataFrame) -> tuple[DataFrame, int]:
@@ -437,9 +451,9 @@ class ErasedValues:
             where = spec.found_in.get(source)
             if where is None:
                 continue
-            nulls = (where.column, *where.also_null) if (where.erase or spec.erase) == "null" else ()
             total += _rewrite_pages(spark, [path], records_path, where.column,
-                                    functools.partial(self._erased, hashes), nulls)[0]
+                                    functools.partial(self._erased, hashes),
+                                    nulled(spec, where))[0]
         return total
 
     def clean_staged(self, spark: SparkSession, source: str, path: str) -> int:

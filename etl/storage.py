@@ -112,6 +112,24 @@ def text_stream(spark: SparkSession, path: str) -> Iterator[Callable[[str], None
         stream.close()
 
 
+@contextmanager
+def text_lines(spark: SparkSession, path: str) -> Iterator[Iterator[str]]:
+    """Read a UTF-8 text file line by line (without line ends), one line in memory at a time;
+    the file is closed when the block ends."""
+    fs, hadoop_path = _filesystem(spark, path)
+    jvm = _jvm(spark)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(hadoop_path), "UTF-8"))
+
+    def lines() -> Iterator[str]:
+        while (line := reader.readLine()) is not None:
+            yield line
+
+    try:
+        yield lines()
+    finally:
+        reader.close()
+
+
 def read_text(spark: SparkSession, path: str) -> str:
     """A small UTF-8 text file's content."""
     fs, hadoop_path = _filesystem(spark, path)
