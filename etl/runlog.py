@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self, TextIO
@@ -73,13 +73,19 @@ class StageTracker:
     """Summarises the Spark stages run between `begin` and `summary` from Spark's status store
     (kept even with the UI off). Stages of other work running in the same session at the same
     time are counted too. ``summary`` returns ``None`` when the status store is unavailable
-    (e.g. a Spark Connect session)."""
+    (e.g. a Spark Connect session).
+
+    The store lists its stages newest first, so both ends read only the head of the list: the
+    newest stage at `begin`, the run's own stages at `summary`. The cost is the run's stages,
+    not every stage the session retained (up to ``spark.ui.retainedStages``, 1,000 by
+    default, each a call to the JVM), which a long session such as `etl backfill --parallel`
+    or a test worker would otherwise pay at every run."""
 
     def __init__(self, spark: SparkSession):
         self.spark = spark
         self.first_stage: int | None = None
 
-    def _stages(self) -> list[Any] | None:
+    def _newest_first(self) -> Iterator[Any] | None:
         from py4j.protocol import Py4JError  # type: ignore[import-untyped]
 
         context = self.spark.sparkContext
@@ -90,23 +96,30 @@ class StageTracker:
             seq = store.stageList(gateway.jvm.java.util.ArrayList(), False, False,
                                   gateway.new_array(gateway.jvm.double, 0),
                                   gateway.jvm.java.util.ArrayList())
-            return [seq.apply(i) for i in range(seq.size())]
+            return (seq.apply(i) for i in range(seq.size()))
         except (Py4JError, AttributeError):
             return None
 
     def begin(self) -> StageTracker:
-        stages = self._stages()
+        stages = self._newest_first()
         if stages is not None:
-            self.first_stage = max((s.stageId() for s in stages), default=-1) + 1
+            newest = next(stages, None)
+            self.first_stage = 0 if newest is None else newest.stageId() + 1
         return self
 
     def summary(self) -> StageSummary | None:
-        stages = self._stages() if self.first_stage is not None else None
+        stages = self._newest_first() if self.first_stage is not None else None
         if stages is None:
             return None
-        mine = [s for s in stages if s.stageId() >= self.first_stage]
+        ids, mine = set(), []
+        for stage in stages:  # a stage's attempts are listed one after the other
+            stage_id = stage.stageId()
+            if stage_id < (self.first_stage or 0):
+                break
+            ids.add(stage_id)
+            mine.append(stage)
         return StageSummary(
-            stages=len({s.stageId() for s in mine}),
+            stages=len(ids),
             executor_time_ms=sum(int(s.executorRunTime()) for s in mine),
             shuffle_read_bytes=sum(int(s.shuffleReadBytes()) for s in mine),
             shuffle_write_bytes=sum(int(s.shuffleWriteBytes()) for s in mine),

@@ -1,12 +1,13 @@
 """Each step of a run counts its own Spark jobs and tasks (`etl.runlog.StepJobs`), also when
-runs share the SparkContext from several threads, and gives back the job group it replaced."""
+runs share the SparkContext from several threads, and gives back the job group it replaced; a
+run's stages are summed from the stages it ran alone (`etl.runlog.StageTracker`)."""
 
 from __future__ import annotations
 
 import threading
 
 from etl.context import RunContext, Warehouse
-from etl.runlog import StepJobs
+from etl.runlog import StageTracker, StepJobs
 
 
 def run_context(spark, tmp_path, run_id: str) -> RunContext:
@@ -69,3 +70,27 @@ def test_runs_in_parallel_threads_count_only_their_own_jobs(spark, tmp_path):
 
     assert {n: (c.steps[0].spark_jobs, c.steps[0].spark_tasks) for n, c in contexts.items()} == {
         "a": (3, 6), "b": (1, 2)}
+
+
+def shuffle_by_parity(spark) -> list:
+    """One job of two stages (a shuffle map stage of 3 tasks, a result stage of 2)."""
+    rdd = spark.sparkContext.parallelize(range(100), 3).map(lambda x: (x % 2, x))
+    return rdd.reduceByKey(lambda a, b: a + b, 2).collect()
+
+
+def test_a_run_sums_only_the_stages_it_ran(spark):
+    for partitions in (2, 3, 4):  # stages of earlier work the session keeps
+        count_in_partitions(spark, partitions)
+    shuffle_by_parity(spark)
+    tracker = StageTracker(spark).begin()
+    assert tracker.summary().stages == 0  # type: ignore[union-attr]
+
+    assert sorted(shuffle_by_parity(spark)) == [(0, 2450), (1, 2500)]
+    count_in_partitions(spark, 2)
+    summary = tracker.summary()
+
+    assert summary is not None
+    assert summary.stages == 3
+    assert summary.shuffle_write_bytes > 0
+    assert summary.shuffle_read_bytes == summary.shuffle_write_bytes
+    assert summary.spill_bytes == 0
