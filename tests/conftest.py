@@ -33,6 +33,10 @@ SMALL_DATA = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
 }
+# The drivers the tests start in child processes (`etl` commands, the notebook's kernel) get
+# them from pyspark's launcher; a job's own settings still win (base.yml turns AQE on).
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS", " ".join(
+    [*(f"--conf {key}={value}" for key, value in SMALL_DATA.items()), "pyspark-shell"]))
 
 
 @pytest.fixture(scope="session")

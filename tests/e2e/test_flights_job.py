@@ -327,6 +327,7 @@ def test_forget_an_aircraft_leaves_it_nowhere_and_nothing_brings_it_back(
     assert {Path(f).relative_to(flights.warehouse).parts[:2] for f in before} == {
         ("bronze", "flights"), ("bronze", "planes"), ("silver", "flights")}
 
+    capfd.readouterr()  # anything printed before the command
     code = main(["--conf-dir", str(flights.conf_dir), "forget", "flights", "--subject", "aircraft",
                  "--value", value])
 
