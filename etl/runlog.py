@@ -108,13 +108,14 @@ class StageTracker:
         return self
 
     def summary(self) -> StageSummary | None:
-        stages = self._newest_first() if self.first_stage is not None else None
-        if stages is None:
+        first = self.first_stage
+        stages = self._newest_first() if first is not None else None
+        if first is None or stages is None:
             return None
         ids, mine = set(), []
         for stage in stages:  # a stage's attempts are listed one after the other
             stage_id = stage.stageId()
-            if stage_id < (self.first_stage or 0):
+            if stage_id < first:
                 break
             ids.add(stage_id)
             mine.append(stage)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.small_data import SMALL_DATA, submit_options
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SPARK_VERSION", "3.5")
 #: The key of the shop job's pseudonyms in tests (conf/jobs/shop.yml, personal_data): a fixed
@@ -23,20 +25,10 @@ TEST_PII_KEY = "etl-tests-pseudonym-key"
 os.environ["ETL_PII_KEY"] = TEST_PII_KEY  # golden digests depend on it
 
 
-#: Engine settings for the tests' batches of a few rows, where planning a query costs more than
-#: running it: no code generation (each new query's generated Java is compiled by Janino, a
-#: sixth of a warm session's CPU in a 6-row flights correction) and no adaptive re-planning
-#: after each shuffle. The same rows come out; measured on that correction, a warm run took
-#: 0.74 of its time (10.4 s against 14.1 s). Jobs keep Spark's defaults (conf/base.yml).
-SMALL_DATA = {
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.sql.adaptive.enabled": "false",
-}
-# The drivers the tests start in child processes (`etl` commands, the notebook's kernel) get
-# them from pyspark's launcher; a job's own settings still win (base.yml turns AQE on).
-os.environ.setdefault("PYSPARK_SUBMIT_ARGS", " ".join(
-    [*(f"--conf {key}={value}" for key, value in SMALL_DATA.items()), "pyspark-shell"]))
+# The drivers the tests start in child processes (`etl` commands, the notebook's kernel) plan
+# like the tests' own session (tests/small_data.py); a job's own settings still win (base.yml
+# turns AQE on).
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS", " ".join([*submit_options(), "pyspark-shell"]))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from tests.conftest import SMALL_DATA
+from tests.small_data import submit_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ENDPOINT = os.environ.get("ETL_S3_ENDPOINT", "http://127.0.0.1:5055")
@@ -142,7 +142,7 @@ def cluster(work, node_env):
 SPARK_CONF = ["--conf", "spark.executor.memory=512m", "--conf", "spark.executor.cores=1",
               "--conf", "spark.cores.max=2", "--conf", "spark.ui.enabled=false",
               "--conf", "spark.databricks.delta.snapshotPartitions=2",
-              *(a for key, value in SMALL_DATA.items() for a in ("--conf", f"{key}={value}"))]
+              *submit_options()]
 
 
 def test_flights_job_runs_from_the_artefacts_alone(spark, work, dist, node_env, lake, cluster):
