@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup constraints jars landing demo services chromium test test-unit chaos lint dist \
+.PHONY: help setup constraints jars landing demo services chromium test test-durations test-unit chaos lint dist \
 	airflow-venv airflow-lock bench bench-quick clean
 
 help:  ## list the targets
@@ -55,8 +55,15 @@ chromium:  ## Debian's chromium for the report's browser test (scripts/install_c
 # temporary folders; a test module stays in one process (its module fixtures are built once).
 TEST_WORKERS ?= 2
 
+# Modules are handed out from the longest (tests/scheduling.py, tests/durations.json).
+TEST_RUN = eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest \
+	-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup jars services chromium airflow-venv  ## the whole test suite (starts the services first)
-	eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(TEST_RUN)
+
+test-durations: setup jars services chromium airflow-venv  ## the suite, recording each module's seconds in tests/durations.json
+	$(TEST_RUN) --record-durations
 
 test-unit: setup jars airflow-venv  ## unit tests only
 	$(PY) -m pytest tests/unit

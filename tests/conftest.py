@@ -17,6 +17,8 @@ import pytest
 
 from tests.small_data import SMALL_DATA, submit_options
 
+pytest_plugins = ["tests.scheduling"]
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SPARK_VERSION", "3.5")
 #: The key of the shop job's pseudonyms in tests (conf/jobs/shop.yml, personal_data): a fixed
