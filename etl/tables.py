@@ -73,6 +73,13 @@ def latest_version(spark: SparkSession, path: str) -> int:
     return int(_snapshot(spark, path).version())
 
 
+def table_identity(spark: SparkSession, path: str) -> tuple[str, int]:
+    """The table's id (set when it was created, new when it is created again at the same path)
+    and its latest version: which state of which table a path holds (no Spark job)."""
+    snapshot = _snapshot(spark, path)
+    return str(snapshot.metadata().id()), int(snapshot.version())
+
+
 def commit_info(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
     """The ``commitInfo`` action of the table's commit ``version`` (operation, its
     ``operationMetrics``, ``userMetadata``...: what ``DESCRIBE HISTORY`` shows of it), read

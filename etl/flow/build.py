@@ -31,6 +31,8 @@ transform that dropped or repeated rows).
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +47,7 @@ from etl.errors import ConfigError, EtlError
 from etl.flow.landing import Landed
 from etl.flow.plan import RAW_COLUMNS, Built, Plan
 from etl.readers.files import CORRUPT, MALFORMED_REASONS
+from etl.tables import table_identity
 from etl.transforms.cdc import flatten_changes
 from etl.transforms.cleaning import (
     keep_raw_record,
@@ -115,6 +118,59 @@ def reference(plan: Plan, ctx: RunContext, landed: Landed) -> tuple[DataFrame, D
         valid = valid.select(*dict.fromkeys([*kept, *sequence])).transform(
             latest_per_key(list(source.keys), sequence))
     return valid.select(*kept), rejected
+
+
+class TypedReferences:
+    """Reference tables typed once per state of their bronze table, for as long as the session
+    lives: the run's lookups (the targets' joins, the ``foreign_key`` rules) and the session's
+    later runs (a test worker, ``etl backfill --parallel``, a pipeline, a notebook) reuse the
+    typed rows, kept in memory and on disk, while the bronze table is the same table at the same
+    version. A reference some target reads ``narrow`` (a large one, read for a small batch's
+    keys only) is reused as its plan but never kept: Catalyst must still push the batch's keys
+    down to its scan. A key is the session's application, the bronze path, the source's
+    settings, its ``derive`` function, its sequence and whether it is kept: changing any of
+    them types the table again. The `limit` most recently used are kept; older ones are released."""
+
+    def __init__(self, limit: int = 16):
+        self.limit = limit
+        self._entries: OrderedDict[tuple[Any, ...], tuple[tuple[str, int], DataFrame]] = (
+            OrderedDict())
+        self._lock = threading.Lock()
+
+    def get(self, spark: SparkSession, plan: Plan, ctx: RunContext, name: str,
+            path: str) -> DataFrame:
+        """Reference ``name``'s table as `reference` types it from its bronze table at
+        ``path``, read at its latest version."""
+        identity = table_identity(spark, path)
+        kept = not any(name in t.narrow for t in plan.config.targets.values())
+        key = (spark.sparkContext.applicationId, path, repr(plan.source(name)),
+               plan.derive.get(name), plan.sequence(name), kept)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] == identity:
+                self._entries.move_to_end(key)
+                return found[1]
+            if found is not None:
+                found[1].unpersist()
+            rows = spark.read.format("delta").option("versionAsOf", identity[1]).load(path)
+            table = reference(plan, ctx, Landed(name, rows))[0]
+            if kept:
+                table = table.persist(StorageLevel.MEMORY_AND_DISK)
+            self._entries[key] = (identity, table)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.limit:
+                self._entries.popitem(last=False)[1][1].unpersist()
+            return table
+
+    def clear(self) -> None:
+        with self._lock:
+            for _, table in self._entries.values():
+                table.unpersist()
+            self._entries.clear()
+
+
+#: The process's typed references (`TypedReferences`).
+TYPED_REFERENCES = TypedReferences()
 
 
 def row_counts(frames: Mapping[str, DataFrame]) -> dict[str, int]:
@@ -250,8 +306,10 @@ def build(spark: SparkSession, ctx: RunContext, plan: Plan, built: Built, landed
 
 __all__ = [
     "KEEP",
+    "TYPED_REFERENCES",
     "VERSIONS",
     "Batch",
+    "TypedReferences",
     "build",
     "dates_of",
     "deduplicates",

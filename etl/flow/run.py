@@ -6,7 +6,8 @@ step       what happens
 extract    every source in the order of the YAML lands what is new (`etl.flow.landing`);
            a run with nothing new in any source that feeds a target stops here (references
            that changed are still ingested and recorded)
-transform  references typed (their new rows' rejects quarantined, with one action counting
+transform  references typed, once per version of their bronze table for the session
+           (`TypedReferences`; their new rows' rejects quarantined, with one action counting
            them), then each target built from a source (`etl.flow.build`), books kept
 audit      every target's rules (`etl.quality.audit`), all targets before any gate; rows
            failing a ``quarantine: true`` rule move from loaded to quarantined
@@ -38,6 +39,7 @@ from etl.context import RunContext
 from etl.errors import ConfigError, EtlError
 from etl.faults import kill_point
 from etl.flow.build import (
+    TYPED_REFERENCES,
     Batch,
     build,
     dates_of,
@@ -114,8 +116,7 @@ class Run:
         rejects = {}
         for name in self.plan.references:
             landed = self.landed[name]
-            table = self._whole(name, landed)
-            self.refs[name], _ = reference(self.plan, self.ctx, table)
+            self.refs[name] = self._whole(name, landed)
             if landed.new and landed.rows is not None:
                 rejects[name] = split_rejected(typed(self.plan, self.ctx, landed, batch=False))[1]
         for name, count in row_counts(rejects).items():
@@ -126,16 +127,17 @@ class Run:
                 self.ctx.note("reference rows quarantined", source=name, rows=written)
         return self.refs
 
-    def _whole(self, name: str, landed: Landed) -> Landed:
-        """A reference's whole current table: its bronze table, else what it landed."""
+    def _whole(self, name: str, landed: Landed) -> DataFrame:
+        """A reference's whole current table, typed: its bronze table (typed once per version
+        of it, `TYPED_REFERENCES`), else what it landed."""
         bronze = self.plan.source(name).bronze
         if bronze is None:
             if landed.rows is None:
                 raise EtlError(f"source {name}: a reference without a bronze table brought no "
                                "rows this run")
-            return landed
+            return reference(self.plan, self.ctx, landed)[0]
         path = self.ctx.warehouse.table("bronze", self.config.targets[bronze].table)
-        return Landed(name, read_delta(self.spark, path), columns=landed.columns)
+        return TYPED_REFERENCES.get(self.spark, self.plan, self.ctx, name, path)
 
     def transform(self, todo: list[Built]) -> dict[str, Batch]:
         batches = {}
@@ -389,8 +391,7 @@ def references(spark: SparkSession, ctx: RunContext, config: JobConfig) -> dict[
         path = ctx.warehouse.table("bronze", config.targets[bronze].table)
         if not table_exists(spark, path):
             raise EtlError(f"source {name}: no bronze table yet at {path}; run the job first")
-        run.refs[name], _ = reference(plan, ctx, Landed(name, read_delta(spark, path),
-                                                        columns=tuple(plan.source(name).columns)))
+        run.refs[name] = TYPED_REFERENCES.get(spark, plan, ctx, name, path)
     return run.refs
 
 
