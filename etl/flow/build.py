@@ -143,9 +143,12 @@ class TypedReferences:
         ``path``, read at its latest version."""
         identity = table_identity(spark, path)
         kept = not any(name in t.narrow for t in plan.config.targets.values())
-        key = (spark.sparkContext.applicationId, path, repr(plan.source(name)),
-               plan.derive.get(name), plan.sequence(name), kept)
+        app = spark.sparkContext.applicationId
+        key = (app, path, repr(plan.source(name)), plan.derive.get(name), plan.sequence(name),
+               kept)
         with self._lock:
+            for other in [k for k in self._entries if k[0] != app]:
+                del self._entries[other]  # a stopped session's: its cache went with it
             found = self._entries.get(key)
             if found is not None and found[0] == identity:
                 self._entries.move_to_end(key)
@@ -161,12 +164,6 @@ class TypedReferences:
             while len(self._entries) > self.limit:
                 self._entries.popitem(last=False)[1][1].unpersist()
             return table
-
-    def clear(self) -> None:
-        with self._lock:
-            for _, table in self._entries.values():
-                table.unpersist()
-            self._entries.clear()
 
 
 #: The process's typed references (`TypedReferences`).
