@@ -4,6 +4,8 @@ final table exactly and the commit's metrics."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from chispa import assert_df_equality
 from delta.exceptions import ConcurrentAppendException
@@ -192,6 +194,27 @@ def test_rerunning_a_committed_merge_adds_no_version_and_no_rows(spark, path):
     assert_df_equality(read_delta(spark, path), batch, ignore_row_order=True)
     # the transaction confs do not leak into later writes of the session
     assert spark.conf.get("spark.databricks.delta.write.txnAppId", None) is None
+
+
+def test_the_local_transaction_check_answers_as_spark_s_snapshot_also_past_a_checkpoint(
+        spark, path):
+    """`committed_transaction` reads a local table's log with delta-rs: the same answers as
+    Delta's snapshot, for transactions in the JSON commits and in the checkpoint (every 10th
+    commit), at their latest version, and none for an id never recorded."""
+    writes = [(f"etl/t/target/run-{i}", i % 3) for i in range(12)] + [("etl/t/target/run-0", 5)]
+    for n, (app_id, version) in enumerate(writes):
+        DeltaAppend(spark, path).idempotent(app_id, version).execute(
+            frame(spark, [(n, "x", 1, 2013)]))
+    assert any(p.name.endswith(".checkpoint.parquet")
+               for p in (Path(path) / "_delta_log").iterdir())
+
+    snapshot = DeltaTable.forPath(spark, path)._jdt.deltaLog().update(
+        False, spark._jvm.scala.Option.empty(), spark._jvm.scala.Option.empty()).transactions()
+    ids = sorted({a for a, _ in writes}) + ["etl/t/target/never"]
+    spark_view = {a: (int(snapshot.apply(a)) if snapshot.contains(a) else None) for a in ids}
+    assert {a: committed_transaction(spark, path, a) for a in ids} == spark_view == {
+        **{f"etl/t/target/run-{i}": i % 3 for i in range(1, 12)},
+        "etl/t/target/run-0": 5, "etl/t/target/never": None}
 
 
 def test_rerunning_a_committed_append_adds_no_rows_and_a_new_run_does(spark, path):
