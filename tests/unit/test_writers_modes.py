@@ -210,7 +210,7 @@ def test_the_local_transaction_check_answers_as_spark_s_snapshot_also_past_a_che
 
     snapshot = DeltaTable.forPath(spark, path)._jdt.deltaLog().update(
         False, spark._jvm.scala.Option.empty(), spark._jvm.scala.Option.empty()).transactions()
-    ids = sorted({a for a, _ in writes}) + ["etl/t/target/never"]
+    ids = [*sorted({a for a, _ in writes}), "etl/t/target/never"]
     spark_view = {a: (int(snapshot.apply(a)) if snapshot.contains(a) else None) for a in ids}
     assert {a: committed_transaction(spark, path, a) for a in ids} == spark_view == {
         **{f"etl/t/target/run-{i}": i % 3 for i in range(1, 12)},
