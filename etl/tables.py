@@ -223,8 +223,10 @@ def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | 
         from deltalake import DeltaTable
         from deltalake.exceptions import DeltaError
 
+        from etl.native import storage
+
         try:
-            recorded = DeltaTable(path.removeprefix("file:")).transaction_version(app_id)
+            recorded = DeltaTable(storage(path)[0]).transaction_version(app_id)
         except DeltaError:  # a table feature delta-rs does not read: Spark answers
             pass
         else:
