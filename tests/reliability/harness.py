@@ -28,24 +28,29 @@ def data_files(table: Path) -> set[Path]:
     return set(table.rglob("*.parquet")) - set((table / "_delta_log").rglob("*.parquet"))
 
 
-def start_run(warehouse: Path, landing: Path, *, fault: str | None = None,
-              extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    """``etl run flights`` on ``warehouse``/``landing`` in a new process group (its JVM too);
-    ``fault`` sets ``$ETL_FAULT`` (see `etl.faults`)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SPARK_VERSION": "3.5"}
-    env.pop("ETL_FAULT", None)
-    if fault:
-        env["ETL_FAULT"] = fault
-    command = [
+def flights_command(warehouse: Path, landing: Path) -> list[str]:
+    """``python -m etl run flights`` on ``warehouse`` and ``landing`` with the tests' local
+    settings."""
+    return [
         sys.executable, "-m", "etl", "run", "flights",
         "--set", f"paths.warehouse={warehouse}", "--set", f"paths.landing={landing}",
         "--set", "spark.master=local[2]", "--set", "spark.driver_memory=1g",
         "--set", "spark.shuffle_partitions=2", "--set", f"spark.jars_dir={ROOT / '.jars'}",
         "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2",
-        *extra,
     ]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def start_run(warehouse: Path, landing: Path, *, fault: str | None = None,
+              extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    """`flights_command` in a new process group (its JVM too); ``fault`` sets ``$ETL_FAULT``
+    (see `etl.faults`)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SPARK_VERSION": "3.5"}
+    env.pop("ETL_FAULT", None)
+    if fault:
+        env["ETL_FAULT"] = fault
+    return subprocess.Popen([*flights_command(warehouse, landing), *extra], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str]:

@@ -1,0 +1,40 @@
+"""The class archive the tests' drivers start from (tests/jvm_archive.py) is really used: a
+driver started the way the tests start them maps Spark's and Delta's classes from it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.jvm_archive import ARCHIVE, ROOT, archive_options, submit_args
+
+DRIVER = """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").getOrCreate()
+spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+spark.stop()
+"""
+
+
+def test_no_options_before_the_archive_is_dumped(tmp_path):
+    assert archive_options(tmp_path / "drivers.jsa") == []
+
+
+@pytest.mark.skipif(not ARCHIVE.is_file(), reason="no class archive yet: make jvm-archive")
+def test_a_driver_maps_spark_and_delta_classes_from_the_archive(tmp_path):
+    log = tmp_path / "classes.log"
+    *options, java = archive_options()
+    env = {**os.environ, "PYSPARK_SUBMIT_ARGS": submit_args(
+        *options, f"{java} -Xlog:class+load=info:file={log}")}
+    done = subprocess.run([sys.executable, "-c", DRIVER], cwd=ROOT, env=env, check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sources = {}
+    for line in log.read_text().splitlines():
+        name, _, source = line.partition(" source: ")
+        sources[name.rsplit(" ", 1)[-1]] = source
+    assert sources["org.apache.spark.sql.SparkSession"] == "shared objects file (top)"
+    assert sources["org.apache.spark.sql.delta.DeltaLog"] == "shared objects file (top)"
