@@ -1,7 +1,9 @@
 """The warehouse's tables read without a JVM, for the commands that only look: delta-rs (the
 ``deltalake`` package) opens the Delta log and DataFusion runs one SQL query over it, locally or
 on S3. Jobs keep Spark; this is for ``etl runs``, ``etl state show``, ``etl quarantine``,
-``etl dead-letters`` and the like, which read a few rows and should answer in about a second.
+``etl dead-letters`` and the like, which read a few rows and should answer in about a second,
+and for a run's reads of its own books on the local file system (`select`: the ledger's entries,
+the metric history), which would otherwise cost a Spark job each.
 
 Rows come back as `Row`: columns by name as attributes (``row.run_id``) or keys, structs as
 rows too, timestamps as naive local times (what Spark's ``collect()`` gives), so the commands
@@ -30,6 +32,11 @@ class Row(dict[str, Any]):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+def on_local_disk(path: str) -> bool:
+    """Whether a warehouse path is on the local file system (no scheme, or ``file:``)."""
+    return "://" not in path.removeprefix("file://")
 
 
 def storage(path: str, s3: S3Settings | None = None) -> tuple[str, dict[str, str]]:
@@ -81,6 +88,27 @@ def query_path(path: str, sql: str, s3: S3Settings | None = None) -> list[Row] |
     """`query` over the table at ``path``; ``None`` when there is no table there."""
     table = open_table(path, s3)
     return None if table is None else query(table, sql)
+
+
+def select(path: str, wanted: Sequence[str], equal: Mapping[str, str]) -> list[Row] | None:
+    """The ``wanted`` columns of the rows of the local table at ``path`` whose ``equal``
+    columns hold its values (a column the table lacks reads as null); ``[]`` when there is no
+    table. ``None`` when delta-rs is not the one to answer: the table is not on the local file
+    system, or it uses a feature delta-rs does not read."""
+    from deltalake.exceptions import DeltaError
+
+    if not on_local_disk(path):
+        return None
+    try:
+        table = open_table(path)
+        if table is None:
+            return []
+        present = set(columns(table))
+        selected = ", ".join(f'"{c}"' if c in present else f'NULL AS "{c}"' for c in wanted)
+        return query(table, f"SELECT {selected} FROM {TABLE}"
+                     + where([f'"{k}" = {literal(v)}' for k, v in equal.items()]))
+    except DeltaError:
+        return None
 
 
 def literal(value: str | int | dt.date) -> str:

@@ -30,15 +30,22 @@ Example::
     path = ctx.warehouse.records(FILES.name)
     FILES.append(spark, path, [(job, source, uri, size, mtime, run_id, now)], run_id=run_id)
     ledger = FILES.read(spark, path)      # a DataFrame, or None
+    mine = FILES.select(spark, path, ["path", "size"], job="flights")  # a list of dicts
+
+A run's own reads of its books (the ledger's entries, the metric history) go through `select`:
+a table on the local file system answers through delta-rs without a Spark job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl.tables import table_exists
@@ -70,6 +77,26 @@ class RecordTable:
         if not self.exists(spark, path):
             return None
         return spark.read.format("delta").load(path)
+
+    def select(self, spark: SparkSession, path: str, columns: Sequence[str],
+               **equal: str) -> Sequence[Mapping[str, Any]]:
+        """``columns`` of the rows whose columns named in ``equal`` hold its values, as dicts
+        (nothing when nothing was recorded); a column an older table does not have yet reads
+        as ``None``. A table on the local file system is read by delta-rs, without a Spark job
+        (`etl.native.select`); elsewhere, or a table delta-rs cannot read, by Spark."""
+        from etl.native import select
+
+        found = select(path, columns, equal)
+        if found is not None:
+            return found
+        recorded = self.read(spark, path)
+        if recorded is None:
+            return []
+        present = set(recorded.columns)
+        wanted = functools.reduce(operator.and_, [F.col(k) == v for k, v in equal.items()],
+                                  F.lit(True))
+        return [row.asDict() for row in recorded.where(wanted).select(*[
+            F.col(c) if c in present else F.lit(None).alias(c) for c in columns]).collect()]
 
     def frame(self, spark: SparkSession, rows: Sequence[Sequence[Any]]) -> DataFrame:
         """``rows`` (tuples in the schema's column order) as a frame of this table's schema."""

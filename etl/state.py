@@ -14,15 +14,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from pyspark.sql import Row, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from etl.errors import StateError
 from etl.readers.files import LandedFile
 from etl.records import FILES
 
 INGESTED, SET_ASIDE, READMITTED = "ingested", "set_aside", "readmitted"
+#: What a run reads of the ledger (``status`` and ``reason`` are null in rows older than them).
+LEDGER_COLUMNS = ("source", "path", "size", "modified_ms", "ingested_at", "status", "reason")
 
 
 @dataclass(frozen=True)
@@ -54,23 +56,15 @@ class FileLedger:
     def __init__(self, spark: SparkSession, path: str):
         self.spark = spark
         self.path = path
-        self._rows: dict[str, list[Row]] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {}
 
-    def _job_rows(self, job: str) -> list[Row]:
-        """The job's ledger rows, read once per ledger object (one small Delta scan)."""
+    def _job_rows(self, job: str) -> list[dict[str, Any]]:
+        """The job's ledger rows, read once per ledger object (`RecordTable.select`)."""
         if job not in self._rows:
-            recorded = FILES.read(self.spark, self.path)
-            if recorded is None:
-                return []
-            status = F.col("status") if "status" in recorded.columns else F.lit(None)
-            reason = F.col("reason") if "reason" in recorded.columns else F.lit(None)
-            self._rows[job] = (
-                recorded.where(F.col("job") == job)
-                .select("source", "path", "size", "modified_ms", "ingested_at",
-                        F.coalesce(status, F.lit(INGESTED)).alias("status"),
-                        reason.cast("string").alias("reason"))
-                .collect()
-            )
+            self._rows[job] = [
+                {**row, "status": row["status"] or INGESTED}
+                for row in FILES.select(self.spark, self.path, LEDGER_COLUMNS, job=job)
+            ]
         return self._rows[job]
 
     def entries(self, job: str, source: str) -> dict[str, Entry]:

@@ -219,11 +219,11 @@ def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | 
     state), or ``None``. A table on the local file system is asked through delta-rs, which reads
     the log's transactions without a Spark job (a fifth of a second less per write of a small
     run); a table elsewhere, or one delta-rs cannot read, through Spark's snapshot."""
-    if "://" not in path.removeprefix("file://"):
+    from etl.native import on_local_disk, storage
+
+    if on_local_disk(path):
         from deltalake import DeltaTable
         from deltalake.exceptions import DeltaError
-
-        from etl.native import storage
 
         try:
             recorded = DeltaTable(storage(path)[0]).transaction_version(app_id)

@@ -89,18 +89,14 @@ class WatermarkStore:
 
     def all(self, job: str) -> list[Watermark]:
         """Every stored watermark of ``job``, by source name."""
-        recorded = WATERMARKS.read(self.spark, self.path)
-        if recorded is None:
-            return []
-        rows = (
-            recorded
-            .where(F.col("job") == job).orderBy("source").collect()
-        )
+        rows = WATERMARKS.select(self.spark, self.path,
+                                 ("source", "column", "kind", "value", "run_id", "updated_at"),
+                                 job=job)
         return [
-            Watermark(job=r.job, source=r.source, column=r.column,
-                      value=parse_value(r.value, r.kind), run_id=r.run_id,
-                      updated_at=r.updated_at)
-            for r in rows
+            Watermark(job=job, source=r["source"], column=r["column"],
+                      value=parse_value(r["value"], r["kind"]), run_id=r["run_id"],
+                      updated_at=r["updated_at"])
+            for r in sorted(rows, key=lambda r: r["source"])
         ]
 
     def get(self, job: str, source: str) -> Watermark | None:

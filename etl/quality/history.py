@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Sequence
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from etl.context import RunContext, utcnow
 from etl.quality.deequ import Metric, RuleResult
@@ -55,19 +54,14 @@ def metric_history(
 ) -> dict[tuple[str, str], list[float]]:
     """Earlier values of every metric of ``job``/``table``, oldest first, keyed by
     ``(metric name, instance)``; only audits whose gate passed, never the current run."""
-    recorded = QUALITY_METRICS.read(spark, ctx.warehouse.records(QUALITY_METRICS.name))
-    if recorded is None:
-        return {}
-    rows = (
-        recorded
-        .where((F.col("job") == ctx.job) & (F.col("table") == table) & (F.col("kind") == "metric")
-               & F.col("gate_passed") & (F.col("run_id") != ctx.run_id))
-        .select("metric", "instance", "value", "logical_date", "checked_at", "run_id")
-        .collect()
-    )
+    rows = [row for row in QUALITY_METRICS.select(
+                spark, ctx.warehouse.records(QUALITY_METRICS.name),
+                ("metric", "instance", "value", "logical_date", "checked_at", "run_id",
+                 "gate_passed"), job=ctx.job, table=table, kind="metric")
+            if row["gate_passed"] and row["run_id"] != ctx.run_id]
     history: dict[tuple[str, str], list[float]] = {}
-    for row in sorted(rows, key=lambda r: (r.logical_date, r.checked_at, r.run_id)):
-        history.setdefault((row.metric, row.instance), []).append(row.value)
+    for row in sorted(rows, key=lambda r: (r["logical_date"], r["checked_at"], r["run_id"])):
+        history.setdefault((row["metric"], row["instance"]), []).append(row["value"])
     return history
 
 
