@@ -8,7 +8,7 @@ export ETL_WAREHOUSE ?= $(CURDIR)/warehouse
 export ETL_LANDING ?= $(CURDIR)/landing
 export SPARK_VERSION := 3.5
 
-.PHONY: help setup constraints jars jvm-archive landing demo services chromium test test-durations test-unit chaos lint dist \
+.PHONY: help setup constraints jars jvm-archive test-servers landing demo services chromium test test-durations test-unit chaos lint dist \
 	airflow-venv airflow-lock bench bench-quick clean
 
 help:  ## list the targets
@@ -64,10 +64,20 @@ TEST_WORKERS ?= 2
 TEST_RUN = eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pytest \
 	-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: setup jars jvm-archive services chromium airflow-venv  ## the whole test suite (starts the services first)
+# The class archive's flights run (CPU) is dumped while the servers, Chromium and the Airflow
+# virtualenv are installed and started, one after the other (network and disk; two of them use
+# apt, which must not run twice at once).
+TEST_SETUP = $(MAKE) -j2 --output-sync=target --no-print-directory jvm-archive test-servers
+
+test-servers:  ## the services, Chromium and the Airflow virtualenv, in this order
+	$(MAKE) -j1 --no-print-directory services chromium airflow-venv
+
+test: setup jars  ## the whole test suite (first the class archive, the services, Chromium, Airflow)
+	$(TEST_SETUP)
 	$(TEST_RUN)
 
-test-durations: setup jars jvm-archive services chromium airflow-venv  ## the suite, recording each module's seconds in tests/durations.json
+test-durations: setup jars  ## the suite, recording each module's seconds in tests/durations.json
+	$(TEST_SETUP)
 	$(TEST_RUN) --record-durations
 
 test-unit: setup jars airflow-venv  ## unit tests only
