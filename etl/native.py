@@ -3,7 +3,7 @@
 on S3. Jobs keep Spark; this is for ``etl runs``, ``etl state show``, ``etl quarantine``,
 ``etl dead-letters`` and the like, which read a few rows and should answer in about a second,
 and for a run's reads of its own books on the local file system (`select`: the ledger's entries,
-the metric history), which would otherwise cost a Spark job each.
+the metric history, the watermarks), which would otherwise cost a Spark job each.
 
 Rows come back as `Row`: columns by name as attributes (``row.run_id``) or keys, structs as
 rows too, timestamps as naive local times (what Spark's ``collect()`` gives), so the commands

@@ -32,8 +32,8 @@ Example::
     ledger = FILES.read(spark, path)      # a DataFrame, or None
     mine = FILES.select(spark, path, ["path", "size"], job="flights")  # a list of dicts
 
-A run's own reads of its books (the ledger's entries, the metric history) go through `select`:
-a table on the local file system answers through delta-rs without a Spark job.
+A run's own reads of its books (the ledger's entries, the metric history, the watermarks) go
+through `select`: a table on the local file system answers through delta-rs without a Spark job.
 """
 
 from __future__ import annotations
