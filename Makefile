@@ -70,7 +70,9 @@ TEST_RUN = eval "$$(scripts/services.sh env postgres s3 kafka)" && $(PY) -m pyte
 TEST_SETUP = $(MAKE) -j2 --output-sync=target --no-print-directory jvm-archive test-servers
 
 test-servers:  ## the services, Chromium and the Airflow virtualenv, in this order
-	$(MAKE) -j1 --no-print-directory services chromium airflow-venv
+	$(MAKE) --no-print-directory services
+	$(MAKE) --no-print-directory chromium
+	$(MAKE) --no-print-directory airflow-venv
 
 test: setup jars  ## the whole test suite (first the class archive, the services, Chromium, Airflow)
 	$(TEST_SETUP)
