@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from tests.reliability.harness import flights_command
+from tests.small_data import submit_options
 
 ROOT = Path(__file__).resolve().parent.parent
 JARS = ROOT / ".jars"
@@ -52,8 +53,6 @@ def archive_options(archive: Path = ARCHIVE) -> list[str]:
 
 def submit_args(*options: str) -> str:
     """``PYSPARK_SUBMIT_ARGS`` for pyspark's launcher: the tests' engine settings, ``options``."""
-    from tests.small_data import submit_options
-
     return shlex.join([*submit_options(), *options, "pyspark-shell"])
 
 
@@ -72,11 +71,12 @@ def dump(archive: Path = ARCHIVE) -> None:
     with tempfile.TemporaryDirectory() as work:
         landing = Path(work) / "landing"
         land_one_day(landing)
+        _, _, _, *arguments = flights_command(Path(work) / "warehouse", landing)  # python -m etl
         # the driver's JVM dumps the archive as it exits, once the job's Python has ended
         code = (
             "import runpy, sys\n"
             "from pyspark import SparkContext\n"
-            f"sys.argv = {['etl', *flights_command(Path(work) / 'warehouse', landing)[3:]]!r}\n"
+            f"sys.argv = {['etl', *arguments]!r}\n"
             "status = 0\n"
             "try:\n"
             "    runpy.run_module('etl', run_name='__main__')\n"
