@@ -14,7 +14,7 @@ The JVM only archives classes of its own class path, so the drivers also name th
 on ``--driver-class-path`` (``spark.jars`` still lists them; the class path's copy is found
 first). An archive is used only with the class path and jar files it was dumped with: the JVM
 checks them and otherwise starts without it, silently. Jobs and clusters never use it: it is
-the test harness's (``make jvm-archive``, a prerequisite of ``make test``), kept in ``.jars/``.
+the test harness's (``make jvm-archive``, a step of ``make test``), kept in ``.jars/``.
 
 ``python -m tests.jvm_archive`` dumps it; ``--compare N`` measures it.
 """
@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from etl.session import local_jars
 from tests.reliability.harness import flights_command
 from tests.small_data import submit_options
 
@@ -42,7 +43,7 @@ QUIET = "-Xlog:cds*=off"
 
 def driver_options(flag: str) -> list[str]:
     """spark-submit options giving a local driver the jars on its class path and ``flag``."""
-    jars = ":".join(sorted(str(p) for p in JARS.glob("*.jar")))
+    jars = ":".join(local_jars(JARS))
     return ["--driver-class-path", jars, "--conf", f"spark.driver.defaultJavaOptions={flag} {QUIET}"]
 
 
