@@ -52,7 +52,7 @@ def connect() -> Any:
 
     return psycopg.connect(
         host=os.environ.get("ETL_PG_HOST", "127.0.0.1"),
-        port=int(os.environ.get("ETL_PG_PORT", "55432")),
+        port=int(os.environ.get("ETL_PG_PORT", "25432")),
         dbname=os.environ.get("ETL_PG_DB", "etl"),
         user=os.environ.get("ETL_PG_USER", "etl"),
         password=os.environ.get("ETL_PG_PASSWORD", "etl"),

@@ -12,6 +12,10 @@
 #
 # See scripts/services/<name>.sh for the settings each service reads
 # (ETL_SERVICES_DIR, ETL_PG_PORT, ETL_S3_PORT, ETL_KAFKA_PORT, ETL_PYTHON, ...).
+#
+# The default ports lie below Linux's ephemeral range (32768-60999): a readiness probe to a port
+# in that range can be given the same port as its own source, connect to itself, and keep the
+# server from binding it.
 set -euo pipefail
 
 readonly ALL_SERVICES=(postgres s3 kafka)

@@ -1,7 +1,7 @@
 """Fixtures for tests against the real services (`scripts/services.sh start postgres s3`; `make
 test` starts them): a PostgreSQL schema of its own per test, an S3 bucket of its own per test.
 
-The defaults are the local test servers' (127.0.0.1:55432, role etl, password etl; moto on
+The defaults are the local test servers' (127.0.0.1:25432, role etl, password etl; moto on
 127.0.0.1:5055 with its fake credentials); `scripts/services.sh env` prints the same values.
 They are set before the SparkSession starts, so the JVM's AWS credential chain sees them."""
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 TEST_SERVICES = {
     "ETL_PG_HOST": "127.0.0.1",
-    "ETL_PG_PORT": "55432",
+    "ETL_PG_PORT": "25432",
     "ETL_PG_DB": "etl",
     "ETL_PG_USER": "etl",
     "ETL_PG_PASSWORD": "etl",

@@ -15,7 +15,7 @@
 # Environment:
 #   ETL_SERVICES_DIR          state dir (default: $PWD/.services); jars, config, data, PID file
 #                             and log go to <it>/kafka/
-#   ETL_KAFKA_PORT            client port on 127.0.0.1 (default: 59092); the controller listens
+#   ETL_KAFKA_PORT            client port on 127.0.0.1 (default: 29092); the controller listens
 #                             on the next port
 #   ETL_KAFKA_VERSION         broker version from Maven Central (default: 3.9.1)
 #   ETL_KAFKA_HEAP            JVM heap of the broker (default: 384m)
@@ -43,7 +43,7 @@ SERVICES_DIR=${ETL_SERVICES_DIR:-$PWD/.services}
 readonly STATE_DIR=$SERVICES_DIR/kafka
 readonly LIB_DIR=$STATE_DIR/lib DATA_DIR=$STATE_DIR/data CONFIG=$STATE_DIR/server.properties
 readonly PID_FILE=$STATE_DIR/kafka.pid LOG_FILE=$STATE_DIR/kafka.log
-PORT=${ETL_KAFKA_PORT:-59092}
+PORT=${ETL_KAFKA_PORT:-29092}
 VERSION=${ETL_KAFKA_VERSION:-3.9.1}
 HEAP=${ETL_KAFKA_HEAP:-384m}
 START_TIMEOUT=${ETL_KAFKA_START_TIMEOUT:-60}

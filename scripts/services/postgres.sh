@@ -13,7 +13,7 @@
 #
 # Environment:
 #   ETL_SERVICES_DIR      state dir (default: $PWD/.services); data dir is <it>/postgres
-#   ETL_PG_PORT           TCP port on 127.0.0.1 (default: 55432)
+#   ETL_PG_PORT           TCP port on 127.0.0.1 (default: 25432)
 #   ETL_PG_PASSWORD       password for role "etl" (default: etl; test-only, never printed)
 #   ETL_PG_START_TIMEOUT  seconds to wait for the server (default: 30)
 #
@@ -40,7 +40,7 @@ unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE \
 
 SERVICES_DIR=${ETL_SERVICES_DIR:-$PWD/.services}
 [[ $SERVICES_DIR == /* ]] || SERVICES_DIR=$PWD/$SERVICES_DIR
-PORT=${ETL_PG_PORT:-55432}
+PORT=${ETL_PG_PORT:-25432}
 START_TIMEOUT=${ETL_PG_START_TIMEOUT:-30}
 readonly HOST=127.0.0.1 DB=etl ROLE=etl
 

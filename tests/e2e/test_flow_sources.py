@@ -28,7 +28,7 @@ from tests.services import require_service
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP = os.environ.get("ETL_KAFKA_BOOTSTRAP", "127.0.0.1:59092")
+BOOTSTRAP = os.environ.get("ETL_KAFKA_BOOTSTRAP", "127.0.0.1:29092")
 
 
 class Project:
@@ -386,7 +386,7 @@ sources:
   accounts:
     type: pg_logical
     jdbc:
-      url: jdbc:postgresql://${ETL_PG_HOST:-127.0.0.1}:${ETL_PG_PORT:-55432}/${ETL_PG_DB:-etl}
+      url: jdbc:postgresql://${ETL_PG_HOST:-127.0.0.1}:${ETL_PG_PORT:-25432}/${ETL_PG_DB:-etl}
       driver: org.postgresql.Driver
       table: %(table)s
       credentials: {user_env: ETL_PG_USER, password_env: ETL_PG_PASSWORD}
@@ -434,7 +434,7 @@ sources:
   entries:
     type: jdbc
     jdbc:
-      url: jdbc:postgresql://${ETL_PG_HOST:-127.0.0.1}:${ETL_PG_PORT:-55432}/${ETL_PG_DB:-etl}
+      url: jdbc:postgresql://${ETL_PG_HOST:-127.0.0.1}:${ETL_PG_PORT:-25432}/${ETL_PG_DB:-etl}
       driver: org.postgresql.Driver
       table: %(table)s
       credentials: {user_env: ETL_PG_USER, password_env: ETL_PG_PASSWORD}

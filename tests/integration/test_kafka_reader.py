@@ -23,7 +23,7 @@ from tests.services import require_service
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP = os.environ.get("ETL_KAFKA_BOOTSTRAP", "127.0.0.1:59092")
+BOOTSTRAP = os.environ.get("ETL_KAFKA_BOOTSTRAP", "127.0.0.1:29092")
 JOB = "kafka_test"
 SCHEMA = "id bigint, name string"
 # bronze: the configured fields, and the ones a message has beyond them as JSON (none here)

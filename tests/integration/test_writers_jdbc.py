@@ -28,7 +28,7 @@ SCHEMA = "id int, name string, amount bigint"
 def connection(monkeypatch) -> JdbcConnection:
     # the defaults of scripts/services.sh, unless `eval "$(scripts/services.sh env)"` set them
     for name, default in (("ETL_PG_PASSWORD", "etl"), ("ETL_PG_HOST", "127.0.0.1"),
-                          ("ETL_PG_PORT", "55432"), ("ETL_PG_DB", "etl"), ("ETL_PG_USER", "etl")):
+                          ("ETL_PG_PORT", "25432"), ("ETL_PG_DB", "etl"), ("ETL_PG_USER", "etl")):
         monkeypatch.setenv(name, os.environ.get(name, default))
     return JdbcConnection.from_env()
 
@@ -129,14 +129,14 @@ def test_a_target_with_other_types_is_refused_before_loading(spark, connection, 
 def test_the_password_comes_only_from_the_environment(monkeypatch):
     monkeypatch.setenv("ETL_PG_USER", "etl")
     monkeypatch.delenv("ETL_PG_PASSWORD", raising=False)
-    connection = JdbcConnection("jdbc:postgresql://127.0.0.1:55432/etl",
+    connection = JdbcConnection("jdbc:postgresql://127.0.0.1:25432/etl",
                                 JdbcCredentials(user_env="ETL_PG_USER", password_env="ETL_PG_PASSWORD"))
 
     with pytest.raises(WriteError) as info:
         connection.properties()
 
     assert str(info.value) == (
-        "jdbc:postgresql://127.0.0.1:55432/etl: environment variable ETL_PG_PASSWORD (the password) "
+        "jdbc:postgresql://127.0.0.1:25432/etl: environment variable ETL_PG_PASSWORD (the password) "
         "is not set"
     )
 

@@ -45,7 +45,7 @@ def test_readme_cdc_example_loads_typed(tmp_path, conf_dir):
     assert config.sources["customers_log"] == SourceConfig(
         type="pg_logical",
         jdbc=JdbcConfig(
-            url="jdbc:postgresql://127.0.0.1:55432/etl", driver="org.postgresql.Driver",
+            url="jdbc:postgresql://127.0.0.1:25432/etl", driver="org.postgresql.Driver",
             table="shop.customers",
             credentials=JdbcCredentials(user_env="ETL_PG_USER", password_env="ETL_PG_PASSWORD"),
         ),

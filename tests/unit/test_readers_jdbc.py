@@ -39,7 +39,7 @@ def test_the_shop_sources_are_typed(conf_dir):
 
     orders = config.source("orders")
     assert (orders.type, orders.path) == ("jdbc", "")
-    assert orders.jdbc.url == "jdbc:postgresql://127.0.0.1:55432/etl"
+    assert orders.jdbc.url == "jdbc:postgresql://127.0.0.1:25432/etl"
     assert (orders.jdbc.driver, orders.jdbc.table) == ("org.postgresql.Driver", "s1.orders")
     assert orders.jdbc.credentials == JdbcCredentials(user_env="ETL_PG_USER",
                                                       password_env="ETL_PG_PASSWORD")
