@@ -2,8 +2,9 @@
 ``deltalake`` package) opens the Delta log and DataFusion runs one SQL query over it, locally or
 on S3. Jobs keep Spark; this is for ``etl runs``, ``etl state show``, ``etl quarantine``,
 ``etl dead-letters`` and the like, which read a few rows and should answer in about a second,
-and for a run's reads of its own books on the local file system (`select`: the ledger's entries,
-the metric history, the watermarks), which would otherwise cost a Spark job each.
+and for a run's own books on the local file system: its reads (`select`: the ledger's entries,
+the metric history, the watermarks) and its writes (`append`, `upsert`: a few rows to a record
+table), which would otherwise cost a Spark job or commit each.
 
 Rows come back as `Row`: columns by name as attributes (``row.run_id``) or keys, structs as
 rows too, timestamps as naive local times (what Spark's ``collect()`` gives), so the commands
@@ -14,9 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl.config import S3Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import types as T
 
 #: The name a table has in the SQL of `query`.
 TABLE = "t"
@@ -109,6 +113,125 @@ def select(path: str, wanted: Sequence[str], equal: Mapping[str, str]) -> list[R
                      + where([f'"{k}" = {literal(v)}' for k, v in equal.items()]))
     except DeltaError:
         return None
+
+
+def append(path: str, schema: T.StructType, rows: Sequence[Sequence[Any]], *, run_id: str | None,
+           merge_schema: bool = False) -> bool:
+    """Append ``rows`` (tuples in ``schema``'s column order) to the local table at ``path`` in
+    one commit, creating it if there is none, with ``run_id`` as the commit's ``userMetadata``;
+    ``merge_schema`` adds the columns a table lacks. False, with nothing committed, when delta-rs
+    is not the one to write: the table is not on the local file system, or the write failed
+    (a feature delta-rs does not write, a schema it does not take, a commit conflict it could
+    not resolve); the caller then writes with Spark."""
+    from deltalake import CommitProperties, write_deltalake
+    from deltalake.exceptions import DeltaError
+
+    if not on_local_disk(path):
+        return False
+    try:
+        write_deltalake(path.removeprefix("file:"), _arrow_table(schema, rows), mode="append",
+                        schema_mode="merge" if merge_schema else None,
+                        commit_properties=_commit(CommitProperties, run_id))
+    except DeltaError:
+        return False
+    return True
+
+
+def upsert(path: str, schema: T.StructType, rows: Sequence[Sequence[Any]], keys: Sequence[str],
+           *, run_id: str) -> bool:
+    """Upsert ``rows`` by ``keys`` into the local table at ``path`` in one commit (a MERGE:
+    a matched row takes every column of its new row, a new key is inserted), creating the table
+    if there is none. False, with nothing committed, when delta-rs is not the one to write (as
+    for `append`)."""
+    from deltalake import CommitProperties
+    from deltalake.exceptions import DeltaError
+
+    if not on_local_disk(path):
+        return False
+    try:
+        table = open_table(path)
+        if table is None:
+            return append(path, schema, rows, run_id=run_id)
+        on = " AND ".join(f'target."{k}" = source."{k}"' for k in keys)
+        (table.merge(_arrow_table(schema, rows), on, source_alias="source", target_alias="target",
+                     commit_properties=_commit(CommitProperties, run_id))
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+    except DeltaError:
+        return False
+    return True
+
+
+def _commit(properties: Any, run_id: str | None) -> Any:
+    return properties(custom_metadata=None if run_id is None else {"userMetadata": run_id})
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _arrow_table(schema: T.StructType, rows: Sequence[Sequence[Any]]) -> Any:
+    """``rows`` as an Arrow table of ``schema`` (arro3, which deltalake brings)."""
+    from arro3.core import Schema, Table
+
+    arrays = [_arrow([row[i] for row in rows], f.dataType) for i, f in enumerate(schema.fields)]
+    return Table.from_arrays(arrays, schema=Schema([_arrow_field(f) for f in schema.fields]))
+
+
+def _arrow_field(field: T.StructField) -> Any:
+    """A column of ``schema`` as Arrow's; nullable, as Spark makes every column of a Delta table
+    it creates, so a table is the same whichever engine created it."""
+    from arro3.core import Field
+
+    return Field(field.name, _arrow_type(field.dataType), True)
+
+
+def _arrow_type(type_: T.DataType) -> Any:
+    from arro3.core import DataType, Field
+    from pyspark.sql import types as T
+
+    if isinstance(type_, T.ArrayType):
+        return DataType.list(Field("element", _arrow_type(type_.elementType), True))
+    if isinstance(type_, T.StructType):
+        return DataType.struct([_arrow_field(f) for f in type_.fields])
+    simple: dict[type, Any] = {T.StringType: DataType.string, T.LongType: DataType.int64,
+              T.IntegerType: DataType.int32, T.DoubleType: DataType.float64,
+              T.BooleanType: DataType.bool, T.DateType: DataType.date32}
+    if isinstance(type_, T.TimestampType):
+        return DataType.timestamp("us", tz="UTC")
+    return simple[type(type_)]()
+
+
+def _arrow(values: list[Any], type_: T.DataType) -> Any:
+    """One column's ``values`` (Python values, as Spark's ``createDataFrame`` takes them) as an
+    Arrow array of ``type_``. A naive timestamp is a local time, as PySpark reads one."""
+    from arro3.core import Array, DataType, list_array, struct_array
+    from pyspark.sql import types as T
+
+    nulls = Array([v is None for v in values], DataType.bool())
+    if isinstance(type_, T.ArrayType):
+        offsets, flat = [0], list[Any]()
+        for v in values:
+            flat.extend(v or ())
+            offsets.append(len(flat))
+        return list_array(Array(offsets, DataType.int32()), _arrow(flat, type_.elementType),
+                          type=_arrow_type(type_), mask=nulls)
+    if isinstance(type_, T.StructType):
+        return struct_array(
+            [_arrow([None if v is None else _member(v, i, f.name) for v in values], f.dataType)
+             for i, f in enumerate(type_.fields)],
+            fields=[_arrow_field(f) for f in type_.fields], mask=nulls)
+    if isinstance(type_, T.DateType):
+        days = [None if v is None else (v - dt.date(1970, 1, 1)).days for v in values]
+        return Array(days, DataType.int32()).cast(DataType.date32())
+    if isinstance(type_, T.TimestampType):
+        micros = [None if v is None else (v.astimezone(dt.UTC) - _EPOCH) // dt.timedelta(
+            microseconds=1) for v in values]
+        return Array(micros, DataType.int64()).cast(_arrow_type(type_))
+    return Array(values, _arrow_type(type_))
+
+
+def _member(value: Any, index: int, name: str) -> Any:
+    """A struct's field: by name from a mapping, by position from a tuple."""
+    return value[name] if isinstance(value, Mapping) else value[index]
 
 
 def literal(value: str | int | dt.date) -> str:

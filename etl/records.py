@@ -32,8 +32,10 @@ Example::
     ledger = FILES.read(spark, path)      # a DataFrame, or None
     mine = FILES.select(spark, path, ["path", "size"], job="flights")  # a list of dicts
 
-A run's own reads of its books (the ledger's entries, the metric history, the watermarks) go
-through `select`: a table on the local file system answers through delta-rs without a Spark job.
+On the local file system a run's books are kept without Spark jobs: its reads (the ledger's
+entries, the metric history, the watermarks) go through `select`, and `append` and `merge` of
+rows given as tuples commit through delta-rs (`etl.native`). Elsewhere (S3, GCS), or for a table
+delta-rs cannot read or write, Spark does the same work.
 """
 
 from __future__ import annotations
@@ -105,13 +107,18 @@ class RecordTable:
     def append(self, spark: SparkSession, path: str, rows: Sequence[Sequence[Any]] | DataFrame,
                *, run_id: str | None = None) -> None:
         """Append ``rows`` in one commit (nothing for no rows); ``run_id`` becomes the commit's
-        ``userMetadata``. Two appends that both create the table (the first runs of a parallel
-        backfill) conflict: the one that lost is retried on the new table (`APPEND_RETRIES`)."""
+        ``userMetadata``. Rows given as tuples go to a table on the local file system through
+        delta-rs (`etl.native.append`), without a Spark job. Two appends that both create the
+        table (the first runs of a parallel backfill) conflict: the one that lost is retried on
+        the new table (`APPEND_RETRIES`)."""
+        from etl import native
         from etl.writers.delta import CONFLICTS
 
+        if not isinstance(rows, DataFrame):
+            if not rows or native.append(path, self.schema, rows, run_id=run_id,
+                                         merge_schema=self.evolving):
+                return
         df = rows if isinstance(rows, DataFrame) else self.frame(spark, rows)
-        if not isinstance(rows, DataFrame) and not rows:
-            return
         writer = df.write.format("delta").mode("append")
         if self.evolving:
             writer = writer.option("mergeSchema", "true")
@@ -129,11 +136,12 @@ class RecordTable:
     def merge(self, spark: SparkSession, path: str, rows: Sequence[Sequence[Any]],
               *, run_id: str) -> None:
         """Upsert ``rows`` by ``keys`` in one commit (nothing for no rows)."""
+        from etl import native
         from etl.writers.delta import DeltaMerge
 
         if not self.keys:
             raise TypeError(f"record table {self.name} has no keys to merge on")
-        if not rows:
+        if not rows or native.upsert(path, self.schema, rows, self.keys, run_id=run_id):
             return
         DeltaMerge(spark, path).keys(*self.keys).user_metadata(run_id).execute(
             self.frame(spark, rows))
