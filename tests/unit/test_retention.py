@@ -66,7 +66,8 @@ for folder, dirs, files in os.walk(root):
             path = os.path.join(folder, name)
             table = pq.read_table(path)
             jobs = table["job"].to_pylist() if "job" in table.column_names else [None] * len(table)
-            found[path] = [[job, None if v is None else v.isoformat(sep=" ")]
+            # Spark writes INT96 (read as naive UTC), delta-rs UTC-adjusted micros (aware)
+            found[path] = [[job, None if v is None else v.replace(tzinfo=None).isoformat(sep=" ")]
                            for job, v in zip(jobs, table[column].to_pylist())]
 print(json.dumps(found))
 """
