@@ -126,10 +126,11 @@ def append(path: str, schema: T.StructType, rows: Sequence[Sequence[Any]], *, ru
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import DeltaError
 
-    if not on_local_disk(path):
+    data = _arrow_table(schema, rows) if on_local_disk(path) else None
+    if data is None:
         return False
     try:
-        write_deltalake(path.removeprefix("file:"), _arrow_table(schema, rows), mode="append",
+        write_deltalake(path.removeprefix("file:"), data, mode="append",
                         schema_mode="merge" if merge_schema else None,
                         commit_properties=_commit(CommitProperties, run_id))
     except DeltaError:
@@ -146,14 +147,15 @@ def upsert(path: str, schema: T.StructType, rows: Sequence[Sequence[Any]], keys:
     from deltalake import CommitProperties
     from deltalake.exceptions import DeltaError
 
-    if not on_local_disk(path):
+    data = _arrow_table(schema, rows) if on_local_disk(path) else None
+    if data is None:
         return False
     try:
         table = open_table(path)
         if table is None:
             return append(path, schema, rows, run_id=run_id)
         on = " AND ".join(f'target."{k}" = source."{k}"' for k in keys)
-        (table.merge(_arrow_table(schema, rows), on, source_alias="source", target_alias="target",
+        (table.merge(data, on, source_alias="source", target_alias="target",
                      commit_properties=_commit(CommitProperties, run_id))
          .when_matched_update_all().when_not_matched_insert_all().execute())
     except DeltaError:
@@ -168,11 +170,16 @@ def _commit(properties: Any, run_id: str | None) -> Any:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _arrow_table(schema: T.StructType, rows: Sequence[Sequence[Any]]) -> Any:
-    """``rows`` as an Arrow table of ``schema`` (arro3, which deltalake brings)."""
+def _arrow_table(schema: T.StructType, rows: Sequence[Sequence[Any]]) -> Any | None:
+    """``rows`` as an Arrow table of ``schema`` (arro3, which deltalake brings); ``None`` when a
+    value does not fit its column, so that Spark refuses it with its own message."""
     from arro3.core import Schema, Table
 
-    arrays = [_arrow([row[i] for row in rows], f.dataType) for i, f in enumerate(schema.fields)]
+    try:
+        arrays = [_arrow([row[i] for row in rows], f.dataType)
+                  for i, f in enumerate(schema.fields)]
+    except (TypeError, ValueError, OverflowError, AttributeError, KeyError, IndexError):
+        return None
     return Table.from_arrays(arrays, schema=Schema([_arrow_field(f) for f in schema.fields]))
 
 
@@ -192,11 +199,12 @@ def _arrow_type(type_: T.DataType) -> Any:
         return DataType.list(Field("element", _arrow_type(type_.elementType), True))
     if isinstance(type_, T.StructType):
         return DataType.struct([_arrow_field(f) for f in type_.fields])
-    simple: dict[type, Any] = {T.StringType: DataType.string, T.LongType: DataType.int64,
-              T.IntegerType: DataType.int32, T.DoubleType: DataType.float64,
-              T.BooleanType: DataType.bool, T.DateType: DataType.date32}
     if isinstance(type_, T.TimestampType):
         return DataType.timestamp("us", tz="UTC")
+    simple: dict[type, Any] = {
+        T.StringType: DataType.string, T.LongType: DataType.int64, T.IntegerType: DataType.int32,
+        T.DoubleType: DataType.float64, T.BooleanType: DataType.bool, T.DateType: DataType.date32,
+    }
     return simple[type(type_)]()
 
 

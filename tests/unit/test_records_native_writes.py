@@ -144,3 +144,12 @@ def test_a_watermark_upsert_replaces_its_key_and_adds_new_ones(spark, tmp_path, 
     assert_df_equality(spark.read.format("delta").load(path), expected, ignore_row_order=True,
                        ignore_nullable=True)
     assert user_metadata(spark, path) == ["r1", "r2"]
+
+
+def test_a_value_that_does_not_fit_its_column_is_refused_as_spark_refuses_it(spark, tmp_path):
+    path = tmp_path / "files"
+    with pytest.raises(TypeError, match=r"^\[CANNOT_ACCEPT_OBJECT_IN_TYPE\] `LongType\(\)` can not "
+                                        r"accept object `ten` in type `str`\.$"):
+        FILES.append(spark, str(path), [("flights", "flights", "file:/landing/a.csv", "ten",
+                                         1000, "r1", AT, "ingested", None)], run_id="r1")
+    assert not path.exists()  # nothing written by either engine
