@@ -123,14 +123,16 @@ def append(path: str, schema: T.StructType, rows: Sequence[Sequence[Any]], *, ru
     is not the one to write: the table is not on the local file system, or the write failed
     (a feature delta-rs does not write, a schema it does not take, a commit conflict it could
     not resolve); the caller then writes with Spark."""
+    data = _arrow_table(schema, rows) if on_local_disk(path) else None
+    return data is not None and _append(path, data, run_id, merge_schema)
+
+
+def _append(path: str, data: Any, run_id: str | None, merge_schema: bool) -> bool:
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import DeltaError
 
-    data = _arrow_table(schema, rows) if on_local_disk(path) else None
-    if data is None:
-        return False
     try:
-        write_deltalake(path.removeprefix("file:"), data, mode="append",
+        write_deltalake(storage(path)[0], data, mode="append",
                         schema_mode="merge" if merge_schema else None,
                         commit_properties=_commit(CommitProperties, run_id))
     except DeltaError:
@@ -153,7 +155,7 @@ def upsert(path: str, schema: T.StructType, rows: Sequence[Sequence[Any]], keys:
     try:
         table = open_table(path)
         if table is None:
-            return append(path, schema, rows, run_id=run_id)
+            return _append(path, data, run_id, merge_schema=False)
         on = " AND ".join(f'target."{k}" = source."{k}"' for k in keys)
         (table.merge(data, on, source_alias="source", target_alias="target",
                      commit_properties=_commit(CommitProperties, run_id))
