@@ -58,6 +58,7 @@ chromium:  ## Debian's chromium for the report's browser test (scripts/install_c
 
 # The suite runs in TEST_WORKERS pytest-xdist processes, each with its own SparkSession and
 # temporary folders; a test module stays in one process (its module fixtures are built once).
+# Two keep 2 cores busy throughout; three were no faster there (README, "Development").
 TEST_WORKERS ?= 2
 
 # Modules are handed out from the longest (tests/scheduling.py, tests/durations.json).
