@@ -2,10 +2,11 @@
 # Process helpers shared by the services that run as a background process group (s3.sh, kafka.sh).
 # Sourced, not run. The caller defines PID_FILE, log and die.
 
-# alive PID: the process exists and is not a zombie.
+# alive PID: the process exists and is not a zombie. (`read`, not `$(<file)`: bash 5.2 under
+# `set -e` ends the whole script when the file of `$(<file)` is gone, `||` or not.)
 alive() {
     local stat
-    { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+    IFS= read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
     stat=${stat##*) }
     [[ ${stat%% *} != [ZX] ]]
 }

@@ -6,7 +6,8 @@
 #   install  pip install 'moto[server]' into $ETL_PYTHON's environment, unless
 #            moto's server is already importable there.
 #   start    start moto in the background on 127.0.0.1 and wait until it
-#            answers HTTP. Idempotent.
+#            answers HTTP. Idempotent; a running moto answering 5xx (its
+#            virtualenv removed under it) is restarted.
 #   stop     stop it (no-op when not running).
 #   status   exit 0 if it is up and answering.
 #   env      print `export` lines for ETL_S3_ENDPOINT and moto's fake AWS
@@ -66,9 +67,9 @@ moto_importable() { "$PYTHON" -c 'import moto.server' >/dev/null 2>&1; }
 # The PID in the PID file, if that process is alive and is our moto server.
 running_pid() { pid_matching moto.server; }
 
-# True if something on HOST:PORT answers with an HTTP status line. Plain bash,
-# so no curl needed and no HTTP proxy settings get in the way.
-http_ok() {
+# The HTTP status of `GET /` on HOST:PORT (moto answers 200, its bucket list), or nothing when
+# nothing answers. Plain bash, so no curl needed and no HTTP proxy settings get in the way.
+http_status() {
     local line
     {
         exec 3<>"/dev/tcp/$HOST/$PORT" &&
@@ -76,11 +77,16 @@ http_ok() {
             IFS= read -r -t 2 line <&3
     } 2>/dev/null || { exec 3>&- 3<&-; return 1; }
     exec 3>&- 3<&-
-    [[ $line == HTTP/1.* ]]
+    [[ $line =~ ^HTTP/1\.[01]\ ([0-9]{3}) ]] || return 1
+    printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
-# Alive and not a zombie (an orphaned moto is reaped by PID 1, which may be
-# slow to do so; kill -0 alone would report a zombie as alive).
+# True if moto answers and is well: a server whose Python environment was removed under it
+# still answers, with 500 to every request.
+http_ok() {
+    local status
+    status=$(http_status) && ((status < 500))
+}
 
 port_in_use() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
 
@@ -98,10 +104,14 @@ cmd_install() {
 }
 
 cmd_start() {
-    local t0=$EPOCHREALTIME pid
+    local t0=$EPOCHREALTIME pid status
     resolve_python
     mkdir -p "$STATE_DIR"
 
+    if pid=$(running_pid) && status=$(http_status) && ((status >= 500)); then
+        log "already running (pid $pid) but answering $status to GET /: restarting it"
+        stop_group moto "$pid" 10
+    fi
     if pid=$(running_pid); then
         log "already running (pid $pid)"
     else
@@ -156,7 +166,7 @@ cmd_status() {
         return 1
     fi
     if ! http_ok; then
-        echo "s3 (moto): process $pid running but not answering on $HOST:$PORT"
+        echo "s3 (moto): process $pid running but not answering well on $HOST:$PORT ($(http_status || echo 'no answer'))"
         return 1
     fi
     echo "s3 (moto): running on http://$HOST:$PORT (pid $pid)"

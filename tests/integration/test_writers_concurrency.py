@@ -2,7 +2,8 @@
 table at the same moment: both commit, without retrying, and the table holds both changes. The
 commit history proves they overlapped: both commits read version 0, so the second was made
 on a snapshot older than the first commit (merge_worker.py holds each MERGE until the other's
-has started)."""
+has started, and the 2014 worker's until the 2013 worker has committed: on a local disk two
+commits of one version in the same instant would race, see merge_worker.py)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,14 @@ def test_two_processes_merging_disjoint_partitions_both_succeed(spark, tmp_path)
     env.pop("PYSPARK_GATEWAY_PORT", None)
     env.pop("PYSPARK_GATEWAY_SECRET", None)
 
+    first_commit = [str(Path(path) / "_delta_log" / f"{1:020d}.json")]
     workers = [
         subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("merge_worker.py")), path, str(year),
-             str(barrier), str(ROOT / ".jars")],
+             str(barrier), str(ROOT / ".jars"), *after],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for year in (2013, 2014)
+        for year, after in ((2013, []), (2014, first_commit))
     ]
     outputs = [w.communicate(timeout=600) for w in workers]
 
@@ -52,12 +54,13 @@ def test_two_processes_merging_disjoint_partitions_both_succeed(spark, tmp_path)
     assert [(m["operation"], m["rows_inserted"], m["rows_updated"]) for m in metrics] == [
         ("MERGE", 1, 1), ("MERGE", 1, 1)
     ]
-    assert sorted(m["version"] for m in metrics) == [1, 2]
+    assert [m["version"] for m in metrics] == [1, 2]
     history = DeltaTable.forPath(spark, path).history().where("version > 0").collect()
     assert sorted((h.version, h.operation, h.readVersion, h.isolationLevel, h.userMetadata)
-                  for h in history) == sorted(
-        (m["version"], "MERGE", 0, "Serializable", f"worker-{year}")
-        for m, year in zip(metrics, (2013, 2014), strict=True))
+                  for h in history) == [
+        (1, "MERGE", 0, "Serializable", "worker-2013"),
+        (2, "MERGE", 0, "Serializable", "worker-2014"),
+    ]
     assert_df_equality(
         read_delta(spark, path),
         spark.createDataFrame([
