@@ -1,11 +1,11 @@
 """One SparkSession for the whole test run (local[2], 2 shuffle partitions, no UI), built by the
 library's own factory so tests exercise the same Delta and jar set-up as real runs.
 
-The drivers keep the JVM's default JIT. The first tier alone (``-XX:TieredStopAtLevel=1``)
-starts a driver with less CPU, but a session that lives for the whole run plans thousands of
-queries: there the optimising tier pays for itself (a warm session's flights runs took 1.27
-times as long with the first tier only, and a first load of the full data in a fresh driver
-1.08 times).
+The drivers keep both tiers of the JVM's JIT, the optimising one compiling later than by
+default (`tests.small_data.JIT`). The first tier alone (``-XX:TieredStopAtLevel=1``) starts a
+driver with less CPU, but a session that lives for the whole run plans thousands of queries:
+there the optimising tier pays for itself (a warm session's flights runs took 1.27 times as
+long with the first tier only, and a first load of the full data in a fresh driver 1.08 times).
 """
 
 from __future__ import annotations

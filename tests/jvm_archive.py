@@ -8,7 +8,8 @@ flights run on one landed day) lets each of them map those classes in ready-made
 
 Measured side by side (`python -m tests.jvm_archive --compare 3`, a cold `etl run flights` on one
 landed day, alternated): 0.84 of the time without it. The first tier of the JIT alone
-(``-XX:TieredStopAtLevel=1``) and the serial collector gave nothing on top.
+(``-XX:TieredStopAtLevel=1``) and the serial collector gave nothing on top; the drivers start
+with the JIT thresholds of `tests.small_data.JIT`, with or without the archive.
 
 The JVM only archives classes of its own class path, so the drivers also name the resolved jars
 on ``--driver-class-path`` (``spark.jars`` still lists them; the class path's copy is found
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from etl.session import local_jars
 from tests.reliability.harness import flights_command
-from tests.small_data import submit_options
+from tests.small_data import JIT, submit_options
 
 ROOT = Path(__file__).resolve().parent.parent
 JARS = ROOT / ".jars"
@@ -41,15 +42,19 @@ ARCHIVE = JARS / "drivers.jsa"
 QUIET = "-Xlog:cds*=off"
 
 
-def driver_options(flag: str) -> list[str]:
-    """spark-submit options giving a local driver the jars on its class path and ``flag``."""
+def driver_options(*flags: str) -> list[str]:
+    """spark-submit options giving a local driver the jars on its class path, the tests' JIT
+    thresholds (`tests.small_data.JIT`) and ``flags``."""
     jars = ":".join(local_jars(JARS))
-    return ["--driver-class-path", jars, "--conf", f"spark.driver.defaultJavaOptions={flag} {QUIET}"]
+    java = " ".join([*JIT, *flags, QUIET])
+    return ["--driver-class-path", jars, "--conf", f"spark.driver.defaultJavaOptions={java}"]
 
 
 def archive_options(archive: Path = ARCHIVE) -> list[str]:
-    """The options that start a driver from ``archive``; none while it has not been dumped."""
-    return driver_options(f"-XX:SharedArchiveFile={archive}") if archive.is_file() else []
+    """The options that start a driver from ``archive``; without it while it has not been
+    dumped (the JIT thresholds still apply)."""
+    return driver_options(f"-XX:SharedArchiveFile={archive}") if archive.is_file() \
+        else driver_options()
 
 
 def submit_args(*options: str) -> str:
@@ -105,7 +110,7 @@ def compare(rounds: int) -> None:
     prints each time and the ratio of the means."""
     if not ARCHIVE.is_file():
         sys.exit(f"jvm_archive: no {ARCHIVE}; run `make jvm-archive`")
-    variants = {"without": submit_args(), "with": submit_args(*archive_options())}
+    variants = {"without": submit_args(*driver_options()), "with": submit_args(*archive_options())}
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as work:
         landing = Path(work) / "landing"

@@ -6,7 +6,8 @@ shuffle. The same rows come out; measured on that correction, a warm run took 0.
 
 The tests' own sessions take them as settings (tests/conftest.py), the drivers tests start in
 child processes through pyspark's launcher (``PYSPARK_SUBMIT_ARGS``), and the standalone
-cluster's job as spark-submit options (`submit_options`)."""
+cluster's job as spark-submit options (`submit_options`). Every local driver of the tests also
+starts with `JIT` (tests/jvm_archive.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,24 @@ SMALL_DATA = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
 }
+
+
+#: The JIT's thresholds for its optimising tier (C2) in the tests' local drivers, ten times the
+#: JVM's (a method is compiled there after 50,000 calls instead of 5,000, or 400,000 loop
+#: iterations instead of 40,000). A test session plans thousands of small queries and runs
+#: each once: at the default thresholds, C2 compiled Catalyst, Delta and Deequ methods that
+#: never ran long enough after it to repay it, and its thread took a third of the drivers' CPU
+#: (131 s of 403 s in `test_file_drift`, `test_shop_job` and `test_driver_kills` on two
+#: pytest-xdist workers), CPU the other worker needed. Measured on those three modules, runs
+#: alternated: 239.5 s and 245.0 s as before, 215.8 s and 220.4 s with these (C2 68 s and
+#: 69 s), 0.90 of the time; twice (226.8 s, 225.8 s, 231.8 s) or the first tiers scaled too
+#: (``-XX:CompileThresholdScaling=4``: 227.3 s, 230.3 s; ``=10``: 227.3 s) gained less. The
+#: first tier alone (``-XX:TieredStopAtLevel=1``) is slower: a warm session's code then runs
+#: unoptimised (`test_file_drift` alone took 139.9 s and 136.5 s against 97.5 s twice). Jobs
+#: keep the JVM's defaults; the standalone cluster's JVMs start with the first tier only
+#: (tests/integration/test_cluster_standalone.py).
+JIT = ("-XX:Tier4InvocationThreshold=50000", "-XX:Tier4MinInvocationThreshold=6000",
+       "-XX:Tier4CompileThreshold=150000", "-XX:Tier4BackEdgeThreshold=400000")
 
 
 def submit_options() -> list[str]:

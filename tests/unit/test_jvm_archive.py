@@ -1,26 +1,33 @@
 """The class archive the tests' drivers start from (tests/jvm_archive.py) is really used: a
-driver started the way the tests start them maps Spark's and Delta's classes from it."""
+driver started the way the tests start them maps Spark's and Delta's classes from it, and runs
+with the tests' JIT thresholds (tests/small_data.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.jvm_archive import ARCHIVE, ROOT, archive_options, submit_args
+from tests.jvm_archive import ARCHIVE, QUIET, ROOT, archive_options, submit_args
+from tests.small_data import JIT
 
 DRIVER = """
+import json
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.master("local[1]").getOrCreate()
 spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+print("JVM", json.dumps(list(runtime.getInputArguments())))
 spark.stop()
 """
 
 
-def test_no_options_before_the_archive_is_dumped(tmp_path):
-    assert archive_options(tmp_path / "drivers.jsa") == []
+def test_before_the_archive_is_dumped_the_drivers_keep_the_jit_thresholds(tmp_path):
+    *_, java = archive_options(tmp_path / "drivers.jsa")
+    assert java == f"spark.driver.defaultJavaOptions={' '.join(JIT)} {QUIET}"
 
 
 @pytest.mark.skipif(not ARCHIVE.is_file(), reason="no class archive yet: make jvm-archive")
@@ -32,6 +39,9 @@ def test_a_driver_maps_spark_and_delta_classes_from_the_archive(tmp_path):
     done = subprocess.run([sys.executable, "-c", DRIVER], cwd=ROOT, env=env, check=False,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("JVM ")]
+    arguments = json.loads(line[len("JVM "):])
+    assert set(JIT) | {f"-XX:SharedArchiveFile={ARCHIVE}"} <= set(arguments)
     sources = {}
     for line in log.read_text().splitlines():
         name, _, source = line.partition(" source: ")
