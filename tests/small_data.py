@@ -18,22 +18,24 @@ SMALL_DATA = {
 }
 
 
-#: The JIT's thresholds for its optimising tier (C2) in the tests' local drivers, ten times the
-#: JVM's (a method is compiled there after 50,000 calls instead of 5,000, or 400,000 loop
+#: The JIT's thresholds for its optimising tier (C2) in the tests' local drivers, thirty times
+#: the JVM's (a method is compiled there after 150,000 calls instead of 5,000, or 1,200,000 loop
 #: iterations instead of 40,000). A test session plans thousands of small queries and runs
 #: each once: at the default thresholds, C2 compiled Catalyst, Delta and Deequ methods that
 #: never ran long enough after it to repay it, and its thread took a third of the drivers' CPU
 #: (131 s of 403 s in `test_file_drift`, `test_shop_job` and `test_driver_kills` on two
 #: pytest-xdist workers), CPU the other worker needed. Measured on those three modules, runs
-#: alternated: 239.5 s and 245.0 s as before, 215.8 s and 220.4 s with these (C2 68 s and
-#: 69 s), 0.90 of the time; twice (226.8 s, 225.8 s, 231.8 s) or the first tiers scaled too
-#: (``-XX:CompileThresholdScaling=4``: 227.3 s, 230.3 s; ``=10``: 227.3 s) gained less. The
-#: first tier alone (``-XX:TieredStopAtLevel=1``) is slower: a warm session's code then runs
-#: unoptimised (`test_file_drift` alone took 139.9 s and 136.5 s against 97.5 s twice). Jobs
-#: keep the JVM's defaults; the standalone cluster's JVMs start with the first tier only
+#: alternated: 239.5 s and 245.0 s at the defaults, 215.8 s and 220.4 s at ten times (C2 68 s
+#: and 69 s), 0.90 of the time; later, the machine slower, thirty times took 233.2 s and
+#: 234.5 s against 242.7 s and 240.3 s at ten times (C2 48 s against 77 s), 0.97. Four times
+#: (226.8 s, 225.8 s, 231.8 s) or every tier's thresholds scaled (``-XX:CompileThresholdScaling``
+#: 4: 227.3 s, 230.3 s; 10: 227.3 s) gained less than ten times. The first tier alone
+#: (``-XX:TieredStopAtLevel=1``) is slower: a warm session's code then runs unoptimised
+#: (`test_file_drift` alone took 139.9 s and 136.5 s against 97.5 s twice). Jobs keep the JVM's
+#: defaults; the standalone cluster's JVMs start with the first tier only
 #: (tests/integration/test_cluster_standalone.py).
-JIT = ("-XX:Tier4InvocationThreshold=50000", "-XX:Tier4MinInvocationThreshold=6000",
-       "-XX:Tier4CompileThreshold=150000", "-XX:Tier4BackEdgeThreshold=400000")
+JIT = ("-XX:Tier4InvocationThreshold=150000", "-XX:Tier4MinInvocationThreshold=18000",
+       "-XX:Tier4CompileThreshold=450000", "-XX:Tier4BackEdgeThreshold=1200000")
 
 
 def submit_options() -> list[str]:
