@@ -193,10 +193,17 @@ def environment_entries(root: Path) -> Iterator[tuple[Path, str]]:
         yield path, str(path.relative_to(root))
 
 
+#: gzip's fastest level for the packed environment: its 286 MB of files packed in 3.1 s into
+#: 114 MB, against 9.9 s into 102 MB at level 6 (zlib's default), which took two thirds of a
+#: build. The nodes download and unpack it once per application, where 12 MB weigh little.
+COMPRESS_LEVEL = 1
+
+
 def write_archive(root: Path, target: Path) -> None:
     """A reproducible ``.tar.gz`` of ``root``: sorted, fixed time, owner root, no gzip name."""
     with target.open("wb") as raw, \
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz, \
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=COMPRESS_LEVEL,
+                          mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, name in environment_entries(root):
             info = tar.gettarinfo(str(path), arcname=name)
