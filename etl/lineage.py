@@ -2,7 +2,9 @@
 
 Events are built with the ``openlineage-python`` client and sent by the transport named in conf
 (``lineage.transport``): ``file`` (default; JSON lines, one file per job, under
-``<warehouse>/_etl/lineage/``), ``http`` (a Marquez-compatible API) or ``console`` (the log).
+``<warehouse>/_etl/lineage/``; on an object store, where nothing can be appended to, one object
+per event under ``<warehouse>/_etl/lineage/<job>/``), ``http`` (a Marquez-compatible API) or
+``console`` (the log).
 
 What an event holds:
 
@@ -45,7 +47,7 @@ import attr
 
 from etl.config import JobConfig, LineageSettings
 from etl.context import RunContext, Warehouse, landing_path
-from etl.errors import ConfigError
+from etl.errors import ConfigError, EtlError
 from etl.logs import get_logger
 
 PARENT_ENV = "OPENLINEAGE_PARENT_ID"
@@ -128,6 +130,12 @@ def events_dir(warehouse: Warehouse) -> str:
 
 def events_file(warehouse: Warehouse, job: str) -> str:
     return f"{events_dir(warehouse)}/{job}.jsonl"
+
+
+def events_objects(warehouse: Warehouse, job: str) -> str:
+    """Where the file transport writes ``job``'s events as objects (a warehouse on an object
+    store, `EventObjects`)."""
+    return f"{events_dir(warehouse)}/{job}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,10 +399,11 @@ def transport_config(settings: LineageSettings, warehouse: Warehouse, job: str,
     """The openlineage-python ``transport`` configuration for ``settings``."""
     if settings.transport == "file":
         path = events_file(warehouse, job)
-        if "://" not in path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        else:
-            path = re.sub(r"^s3[an]://", "s3://", path)
+        if "://" in path:
+            raise ConfigError(f"the file transport appends to a local file, not to {path}: on "
+                              "an object store each event is an object (`EventObjects`)",
+                              key="lineage.transport")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {"type": "file", "log_file_path": path, "append": True}
     if settings.transport == "http":
         if not settings.url:
@@ -414,9 +423,45 @@ def transport_config(settings: LineageSettings, warehouse: Warehouse, job: str,
 
 
 def lineage_client(settings: LineageSettings, warehouse: Warehouse, job: str) -> Any:
+    """What emits the events: `EventObjects` for the file transport of a warehouse on an object
+    store, else an ``OpenLineageClient`` with `transport_config`."""
+    if settings.transport == "file" and "://" in warehouse.root:
+        return EventObjects(events_objects(warehouse, job))
     from openlineage.client import OpenLineageClient
 
     return OpenLineageClient(config={"transport": transport_config(settings, warehouse, job)})
+
+
+class EventObjects:
+    """The file transport on an object store (``s3a://``, ``gs://``), where nothing can be
+    appended to: each event is one JSON object in ``folder``, named by its time, type and run
+    (`event_object`), written through Hadoop's FileSystem of the running session, with the
+    endpoint and credentials the job's tables use."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def emit(self, event: Any) -> None:
+        from openlineage.client.serde import Serde
+        from pyspark.sql import SparkSession
+
+        from etl.storage import write_text
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise EtlError(f"no running Spark session to write the lineage event to {self.folder}")
+        write_text(spark, f"{self.folder}/{event_object(event)}", Serde.to_json(event))
+
+    def close(self, timeout: float = -1) -> bool:
+        return True
+
+
+def event_object(event: Any) -> str:
+    """The object name of ``event``: ``<eventTime>-<eventType>-<runId>.json``, the time in UTC
+    without separators (``20261207T104816.123Z``), so names sort by time."""
+    moment = dt.datetime.fromisoformat(event.eventTime).astimezone(dt.UTC)
+    stamp = moment.strftime("%Y%m%dT%H%M%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return f"{stamp}-{event.eventType.value}-{event.run.runId}.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,13 +673,16 @@ __all__ = [
     "FAIL",
     "PARENT_ENV",
     "START",
+    "EventObjects",
     "Graph",
     "ParentRun",
     "RunLineage",
     "build_graph",
     "column_lineage",
     "dataset_id",
+    "event_object",
     "events_file",
+    "events_objects",
     "lineage_client",
     "lineage_run_id",
     "quality_facets",

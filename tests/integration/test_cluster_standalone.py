@@ -182,6 +182,18 @@ def test_flights_job_runs_from_the_artefacts_alone(spark, work, dist, node_env, 
     assert (record.job, record.status, record.rows_read, record.rows_loaded) == (
         "flights", "succeeded", n, n)
     assert record.spark_app_id.startswith("app-")  # a standalone application, not local mode
+    # the run's lineage, one object per event (the packed environment has no fsspec)
+    import boto3
+
+    from etl.lineage import lineage_run_id
+
+    bucket = root.removeprefix("s3a://")
+    listed = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1").list_objects_v2(
+        Bucket=bucket, Prefix="warehouse/_etl/lineage/")["Contents"]
+    run_uuid = lineage_run_id(record.run_id)
+    assert [o["Key"].split("-", 1)[1] for o in sorted(listed, key=lambda o: o["Key"])] == [
+        f"START-{run_uuid}.json", f"COMPLETE-{run_uuid}.json"]
+    assert "lineage event not emitted" not in done.stdout
     for worker in ("worker-1", "worker-2"):  # an executor on each worker, in the environment
         assert f"Asked to launch executor {record.spark_app_id}/" in (
             state / f"{worker}.log").read_text()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from chispa import assert_df_equality
 
-from etl.config import SourceConfig
+from etl.config import SourceConfig, load_job_config
+from etl.lineage import RunLineage, lineage_run_id
 from etl.readers.files import list_files, read_landed
+from etl.runner import new_context
 from etl.writers.delta import DeltaMerge, DeltaOverwrite
+from tests.unit.test_lineage_events import validate_event
 
 pytestmark = pytest.mark.integration
 SCHEMA = "id long, name string, updated_at timestamp"
@@ -60,3 +64,29 @@ def test_csv_landed_with_boto3_read_by_spark_and_written_back(spark, s3):
     assert len(keys) == 1
     body = client.get_object(Bucket=bucket, Key=keys[0])["Body"].read().decode()
     assert body == "id,name\n1,kettle\n3,teapot\n"
+
+
+def test_lineage_events_of_a_run_on_s3_are_one_object_each(spark, s3):
+    """The file transport cannot append on an object store: each event is an object, written by
+    the session's s3a:// FileSystem (no fsspec), named by its time, type and run."""
+    client, bucket = s3
+    config = load_job_config("flights", overrides=[
+        f"paths.warehouse=s3a://{bucket}/warehouse", f"paths.landing=s3a://{bucket}/landing"])
+    ctx = new_context(config)
+    lineage = RunLineage(config, ctx)
+    lineage.start()
+    lineage.complete(spark)
+
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    events = [json.loads(client.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+    for event in events:
+        validate_event(event)
+    run = lineage_run_id(ctx.run_id)
+    assert [(e["eventType"], e["run"]["runId"]) for e in events] == [
+        ("START", run), ("COMPLETE", run)]
+    # "2026-12-07T10:48:16.123+00:00" names the object 20261207T104816.123Z-...
+    assert keys == [
+        "warehouse/_etl/lineage/flights/"
+        + e["eventTime"].replace("+00:00", "Z").replace("-", "").replace(":", "")
+        + f"-{e['eventType']}-{run}.json" for e in events]
+    assert lineage.emitted == 2

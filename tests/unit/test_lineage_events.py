@@ -212,6 +212,10 @@ def test_transport_configs(config, tmp_path):
         "type": "file", "log_file_path": f"{tmp_path}/wh/_etl/lineage/flights.jsonl",
         "append": True}
     assert (tmp_path / "wh" / "_etl" / "lineage").is_dir()
+    with pytest.raises(ConfigError, match=r"^lineage.transport: the file transport appends to a "
+                       r"local file, not to s3a://b/wh/_etl/lineage/flights.jsonl: on an object "
+                       r"store each event is an object \(`EventObjects`\)$"):
+        transport_config(config.lineage, Warehouse.at("s3a://b/wh"), "flights")
     http = load_job_config("flights", overrides=[
         "lineage.transport=http", "lineage.url=http://127.0.0.1:5000",
         "lineage.api_key_env=MARQUEZ_KEY"]).lineage
