@@ -45,7 +45,7 @@ from urllib.parse import urlparse
 
 import attr
 
-from etl.config import JobConfig, LineageSettings
+from etl.config import JobConfig, LineageSettings, S3Settings
 from etl.context import RunContext, Warehouse, landing_path
 from etl.errors import ConfigError, EtlError
 from etl.logs import get_logger
@@ -521,18 +521,41 @@ def column_lineage(spark: Any, settings: LineageSettings, ctx: RunContext) -> It
 # --------------------------------------------------------------------------------------------
 
 
-def read_events(warehouse: Warehouse) -> list[dict[str, Any]]:
+def read_events(warehouse: Warehouse, s3: S3Settings | None = None) -> list[dict[str, Any]]:
     """Every event stored by the file transport under ``<warehouse>/_etl/lineage/``, oldest
-    first. Only local warehouses are read (for object stores, use an HTTP backend)."""
-    folder = Path(events_dir(warehouse))
-    if "://" in warehouse.root:
+    first, without Spark: the JSON lines of a local warehouse; on S3 (``s3a://``, ``s3://``) the
+    objects of `EventObjects`, read with boto3 at ``s3``'s endpoint, region and addressing style
+    (credentials from the standard AWS chain). Other object stores are not read (send their
+    events to an HTTP backend)."""
+    folder = events_dir(warehouse)
+    if folder.startswith(("s3a://", "s3://")):
+        texts = _s3_event_objects(folder, s3 or S3Settings())
+    elif "://" in folder:
         raise ConfigError(f"reading stored events from {warehouse.root} is not supported",
                           key="paths.warehouse")
-    events: list[dict[str, Any]] = []
-    for path in sorted(folder.glob("*.jsonl")):
-        with path.open() as lines:
-            events.extend(json.loads(line) for line in lines if line.strip())
+    else:
+        texts = [path.read_text() for path in sorted(Path(folder).glob("*.jsonl"))]
+    events = [json.loads(line) for text in texts for line in text.splitlines() if line.strip()]
     return sorted(events, key=lambda e: e["eventTime"])
+
+
+def _s3_event_objects(folder: str, s3: S3Settings) -> list[str]:
+    """The text of every ``<job>/<event>.json`` object under ``folder``."""
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    bucket, _, prefix = folder.split("://", 1)[1].partition("/")
+    client = boto3.client(
+        "s3", endpoint_url=s3.endpoint or None, region_name=s3.region or None,
+        config=Config(s3={"addressing_style": "path" if s3.path_style_access else "auto"}))
+    texts = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                 Prefix=f"{prefix}/"):
+        for item in page.get("Contents", []):
+            if re.fullmatch(rf"{re.escape(prefix)}/[^/]+/[^/]+\.json", item["Key"]):
+                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"]
+                texts.append(body.read().decode("utf-8"))
+    return texts
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,8 +639,13 @@ class Graph:
 
 def build_graph(events: Sequence[Mapping[str, Any]], warehouse: Warehouse,
                 landing: str) -> Graph:
-    """The lineage graph of every COMPLETE event in ``events``."""
-    roots = {"file": [(warehouse.root, ""), (os.path.abspath(landing), "landing/")]}
+    """The lineage graph of every COMPLETE event in ``events``; the datasets under the
+    warehouse and the landing root, local or on S3, are labelled ``layer/table`` and
+    ``landing/<source>``."""
+    roots: dict[str, list[tuple[str, str]]] = {}
+    for location, prefix in ((warehouse.root, ""), (landing, "landing/")):
+        namespace, name = dataset_id(location)
+        roots.setdefault(namespace, []).append((name.rstrip("/"), prefix))
     labels: dict[str, str] = {}
     names: dict[str, str] = {}
     edges: set[tuple[str, str]] = set()
@@ -639,9 +667,11 @@ def build_graph(events: Sequence[Mapping[str, Any]], warehouse: Warehouse,
 
 
 def _label(namespace: str, name: str, roots: Mapping[str, Sequence[tuple[str, str]]]) -> str:
-    for root, prefix in roots.get(namespace, []):
-        if name.startswith(root.rstrip("/") + "/"):
-            return prefix + name[len(root.rstrip("/")) + 1:]
+    for root, prefix in sorted(roots.get(namespace, []), key=lambda r: -len(r[0])):
+        if not root:  # the root of a bucket
+            return prefix + name
+        if name.startswith(root + "/"):
+            return prefix + name[len(root) + 1:]
     return name if namespace == "file" else f"{namespace}/{name}"
 
 

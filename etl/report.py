@@ -87,7 +87,7 @@ def collect(
         warehouse.records("quality_metrics"),
         f"SELECT job, \"table\", rule, \"constraint\", run_id, checked_at, value, passed "
         f"FROM {TABLE} WHERE kind = 'rule' AND job IN ({jobs})", s3) or []
-    events = _events(warehouse)
+    events = _events(warehouse, s3)
     return [
         RunReport(
             run=row,
@@ -101,10 +101,10 @@ def collect(
     ]
 
 
-def _events(warehouse: Warehouse) -> list[dict[str, Any]]:
+def _events(warehouse: Warehouse, s3: S3Settings | None) -> list[dict[str, Any]]:
     try:
-        return read_events(warehouse)
-    except ConfigError:  # an object-store warehouse: no local event files to read
+        return read_events(warehouse, s3)
+    except ConfigError:  # an object store other than S3: its events are not read
         return []
 
 

@@ -14,7 +14,7 @@ def register(commands: Any) -> None:
         "lineage", help="show the lineage of a table",
         description="Print the datasets and jobs upstream and downstream of TABLE (a layer/table "
         "name such as silver/flights, or a path), from the OpenLineage events stored under "
-        "<warehouse>/_etl/lineage/ by the file transport.",
+        "<warehouse>/_etl/lineage/ by the file transport (a local folder or S3), without Spark.",
     )
     lineage.add_argument("table", help="layer/table (e.g. silver/flights), landing/<source>, or a path")
     direction = lineage.add_mutually_exclusive_group()
@@ -33,7 +33,7 @@ def handle(args: argparse.Namespace) -> int:
 
     settings = load_settings(env=args.env, directory=args.conf_dir)
     warehouse = Warehouse.at(settings.paths.warehouse)
-    events = read_events(warehouse)
+    events = read_events(warehouse, settings.s3)
     if not events:
         raise ConfigError(f"no lineage events stored under {warehouse.records('lineage')}")
     graph = build_graph(events, warehouse, settings.paths.landing)

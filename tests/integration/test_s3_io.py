@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 from chispa import assert_df_equality
 
-from etl.config import SourceConfig, load_job_config
-from etl.lineage import RunLineage, lineage_run_id
+from etl.cli import main
+from etl.config import S3Settings, SourceConfig, load_job_config
+from etl.lineage import RunLineage, lineage_run_id, read_events
 from etl.readers.files import list_files, read_landed
 from etl.runner import new_context
 from etl.writers.delta import DeltaMerge, DeltaOverwrite
@@ -66,18 +68,23 @@ def test_csv_landed_with_boto3_read_by_spark_and_written_back(spark, s3):
     assert body == "id,name\n1,kettle\n3,teapot\n"
 
 
-def test_lineage_events_of_a_run_on_s3_are_one_object_each(spark, s3):
+def test_lineage_events_of_a_run_on_s3_are_one_object_each(spark, s3, monkeypatch, capsys):
     """The file transport cannot append on an object store: each event is an object, written by
-    the session's s3a:// FileSystem (no fsspec), named by its time, type and run."""
+    the session's s3a:// FileSystem (no fsspec), named by its time, type and run; `read_events`
+    and ``etl lineage`` read them back with boto3."""
     client, bucket = s3
-    config = load_job_config("flights", overrides=[
-        f"paths.warehouse=s3a://{bucket}/warehouse", f"paths.landing=s3a://{bucket}/landing"])
+    monkeypatch.setenv("ETL_WAREHOUSE", f"s3a://{bucket}/warehouse")
+    monkeypatch.setenv("ETL_LANDING", f"s3a://{bucket}/landing")
+    config = load_job_config("flights", env="local")
     ctx = new_context(config)
     lineage = RunLineage(config, ctx)
     lineage.start()
+    table = spark.createDataFrame([(1, "kettle", T0)], SCHEMA)
+    ctx.record_write(DeltaOverwrite(spark, ctx.warehouse.table("silver", "flights")).execute(table))
     lineage.complete(spark)
 
-    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    keys = sorted(o["Key"] for o in client.list_objects_v2(
+        Bucket=bucket, Prefix="warehouse/_etl/lineage/")["Contents"])
     events = [json.loads(client.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
     for event in events:
         validate_event(event)
@@ -90,3 +97,10 @@ def test_lineage_events_of_a_run_on_s3_are_one_object_each(spark, s3):
         + e["eventTime"].replace("+00:00", "Z").replace("-", "").replace(":", "")
         + f"-{e['eventType']}-{run}.json" for e in events]
     assert lineage.emitted == 2
+
+    settings = S3Settings(endpoint=os.environ["ETL_S3_ENDPOINT"], path_style_access=True)
+    assert read_events(ctx.warehouse, settings) == events
+    assert main(["lineage", "silver/flights", "--upstream"]) == 0
+    assert sorted(capsys.readouterr().out.splitlines()) == sorted(
+        [f"landing/{source.path} -> job flights" for source in config.sources.values()]
+        + ["job flights -> silver/flights"])
