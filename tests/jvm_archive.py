@@ -9,7 +9,7 @@ flights run on one landed day) lets each of them map those classes in ready-made
 Measured side by side (`python -m tests.jvm_archive --compare 3`, a cold `etl run flights` on one
 landed day, alternated): 0.84 of the time without it. The first tier of the JIT alone
 (``-XX:TieredStopAtLevel=1``) and the serial collector gave nothing on top; the drivers start
-with the JIT thresholds of `tests.small_data.JIT`, with or without the archive.
+with the JIT thresholds and the collector of `tests.small_data`, with or without the archive.
 
 The JVM only archives classes of its own class path, so the drivers also name the resolved jars
 on ``--driver-class-path`` (``spark.jars`` still lists them; the class path's copy is found
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from etl.session import local_jars
 from tests.reliability.harness import flights_command
-from tests.small_data import JIT, submit_options
+from tests.small_data import GC, JIT, submit_options
 
 ROOT = Path(__file__).resolve().parent.parent
 JARS = ROOT / ".jars"
@@ -44,9 +44,9 @@ QUIET = "-Xlog:cds*=off"
 
 def driver_options(*flags: str) -> list[str]:
     """spark-submit options giving a local driver the jars on its class path, the tests' JIT
-    thresholds (`tests.small_data.JIT`) and ``flags``."""
+    thresholds and collector (`tests.small_data.JIT`, `tests.small_data.GC`) and ``flags``."""
     jars = ":".join(local_jars(JARS))
-    java = " ".join([*JIT, *flags, QUIET])
+    java = " ".join([*JIT, *GC, *flags, QUIET])
     return ["--driver-class-path", jars, "--conf", f"spark.driver.defaultJavaOptions={java}"]
 
 

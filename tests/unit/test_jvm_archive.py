@@ -1,6 +1,6 @@
 """The class archive the tests' drivers start from (tests/jvm_archive.py) is really used: a
 driver started the way the tests start them maps Spark's and Delta's classes from it, and runs
-with the tests' JIT thresholds (tests/small_data.py)."""
+with the tests' JIT thresholds and collector (tests/small_data.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.jvm_archive import ARCHIVE, QUIET, ROOT, archive_options, submit_args
-from tests.small_data import JIT
+from tests.small_data import GC, JIT
 
 DRIVER = """
 import json
@@ -27,7 +27,7 @@ spark.stop()
 
 def test_before_the_archive_is_dumped_the_drivers_keep_the_jit_thresholds(tmp_path):
     *_, java = archive_options(tmp_path / "drivers.jsa")
-    assert java == f"spark.driver.defaultJavaOptions={' '.join(JIT)} {QUIET}"
+    assert java == f"spark.driver.defaultJavaOptions={' '.join(JIT)} -XX:+UseParallelGC {QUIET}"
 
 
 @pytest.mark.skipif(not ARCHIVE.is_file(), reason="no class archive yet: make jvm-archive")
@@ -41,7 +41,7 @@ def test_a_driver_maps_spark_and_delta_classes_from_the_archive(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("JVM ")]
     arguments = json.loads(line[len("JVM "):])
-    assert set(JIT) | {f"-XX:SharedArchiveFile={ARCHIVE}"} <= set(arguments)
+    assert set(JIT) | set(GC) | {f"-XX:SharedArchiveFile={ARCHIVE}"} <= set(arguments)
     sources = {}
     for line in log.read_text().splitlines():
         name, _, source = line.partition(" source: ")
