@@ -36,7 +36,8 @@ import os
 import re
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,41 +522,60 @@ def column_lineage(spark: Any, settings: LineageSettings, ctx: RunContext) -> It
 # --------------------------------------------------------------------------------------------
 
 
-def read_events(warehouse: Warehouse, s3: S3Settings | None = None) -> list[dict[str, Any]]:
-    """Every event stored by the file transport under ``<warehouse>/_etl/lineage/``, oldest
+def read_events(warehouse: Warehouse, s3: S3Settings | None = None, *,
+                types: Collection[str] = (), runs: Collection[str] = ()) -> list[dict[str, Any]]:
+    """The events stored by the file transport under ``<warehouse>/_etl/lineage/``, oldest
     first, without Spark: the JSON lines of a local warehouse; on S3 (``s3a://``, ``s3://``) the
     objects of `EventObjects`, read with boto3 at ``s3``'s endpoint, region and addressing style
     (credentials from the standard AWS chain). Other object stores are not read (send their
-    events to an HTTP backend)."""
+    events to an HTTP backend). Given ``types`` (``COMPLETE``...) or ``runs`` (OpenLineage run
+    ids), only those events: on S3 they are chosen by their objects' names (`event_object`), so
+    no other object is fetched."""
     folder = events_dir(warehouse)
     if folder.startswith(("s3a://", "s3://")):
-        texts = _s3_event_objects(folder, s3 or S3Settings())
+        texts = _s3_event_objects(folder, s3 or S3Settings(), set(types), set(runs))
     elif "://" in folder:
         raise ConfigError(f"reading stored events from {warehouse.root} is not supported",
                           key="paths.warehouse")
     else:
         texts = [path.read_text() for path in sorted(Path(folder).glob("*.jsonl"))]
-    events = [json.loads(line) for text in texts for line in text.splitlines() if line.strip()]
+    lines = [line for text in texts for line in text.splitlines() if line.strip()]
+    if runs:  # an event's text holds its run's id: parse only the lines that may be theirs
+        lines = [line for line in lines if any(run in line for run in runs)]
+    events = [e for e in map(json.loads, lines) if (not types or e["eventType"] in types)
+              and (not runs or e["run"]["runId"] in runs)]
     return sorted(events, key=lambda e: e["eventTime"])
 
 
-def _s3_event_objects(folder: str, s3: S3Settings) -> list[str]:
-    """The text of every ``<job>/<event>.json`` object under ``folder``."""
+#: Objects of events fetched at once from S3 (one GET each).
+S3_READERS = 16
+
+
+def _s3_event_objects(folder: str, s3: S3Settings, types: set[str], runs: set[str]) -> list[str]:
+    """The text of each ``<job>/<time>-<type>-<run>.json`` object under ``folder`` whose type
+    is in ``types`` and run in ``runs`` (either empty: any), fetched `S3_READERS` at a time."""
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
     bucket, _, prefix = folder.split("://", 1)[1].partition("/")
     client = boto3.client(
         "s3", endpoint_url=s3.endpoint or None, region_name=s3.region or None,
-        config=Config(s3={"addressing_style": "path" if s3.path_style_access else "auto"}))
-    texts = []
+        config=Config(s3={"addressing_style": "path" if s3.path_style_access else "auto"},
+                      max_pool_connections=S3_READERS))
+    name = re.compile(rf"{re.escape(prefix)}/[^/]+/[^/-]+-([A-Z]+)-([^/]+)\.json")
+    keys = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                  Prefix=f"{prefix}/"):
         for item in page.get("Contents", []):
-            if re.fullmatch(rf"{re.escape(prefix)}/[^/]+/[^/]+\.json", item["Key"]):
-                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"]
-                texts.append(body.read().decode("utf-8"))
-    return texts
+            found = name.fullmatch(item["Key"])
+            if found and (not types or found[1] in types) and (not runs or found[2] in runs):
+                keys.append(item["Key"])
+
+    def text(key: str) -> str:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+    with ThreadPoolExecutor(S3_READERS) as pool:
+        return list(pool.map(text, keys))
 
 
 # --------------------------------------------------------------------------------------------

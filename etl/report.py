@@ -87,7 +87,7 @@ def collect(
         warehouse.records("quality_metrics"),
         f"SELECT job, \"table\", rule, \"constraint\", run_id, checked_at, value, passed "
         f"FROM {TABLE} WHERE kind = 'rule' AND job IN ({jobs})", s3) or []
-    events = _events(warehouse, s3)
+    events = _events(warehouse, s3, [_lineage_id(row) for row in rows])
     return [
         RunReport(
             run=row,
@@ -101,9 +101,11 @@ def collect(
     ]
 
 
-def _events(warehouse: Warehouse, s3: S3Settings | None) -> list[dict[str, Any]]:
+def _events(warehouse: Warehouse, s3: S3Settings | None,
+            runs: Sequence[str]) -> list[dict[str, Any]]:
+    """The COMPLETE events of ``runs`` (OpenLineage run ids)."""
     try:
-        return read_events(warehouse, s3)
+        return read_events(warehouse, s3, types=[COMPLETE], runs=runs)
     except ConfigError:  # an object store other than S3: its events are not read
         return []
 
@@ -118,9 +120,13 @@ def _history(rows: Sequence[Any], until: dt.datetime | None) -> dict[RuleKey, li
     return history
 
 
+def _lineage_id(run: Mapping[str, Any]) -> str:
+    return run.get("lineage_run_id") or lineage_run_id(run["run_id"])
+
+
 def _run_graph(events: Sequence[Mapping[str, Any]], run: Mapping[str, Any], warehouse: Warehouse,
                landing: str) -> Graph | None:
-    wanted = run.get("lineage_run_id") or lineage_run_id(run["run_id"])
+    wanted = _lineage_id(run)
     mine = [e for e in events if e.get("run", {}).get("runId") == wanted
             and e.get("eventType") == COMPLETE]
     return build_graph(mine, warehouse, landing) if mine else None

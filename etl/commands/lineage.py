@@ -29,13 +29,14 @@ def register(commands: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from etl.config import load_settings
     from etl.context import Warehouse
-    from etl.lineage import build_graph, read_events, render
+    from etl.lineage import COMPLETE, build_graph, read_events, render
 
     settings = load_settings(env=args.env, directory=args.conf_dir)
     warehouse = Warehouse.at(settings.paths.warehouse)
-    events = read_events(warehouse, settings.s3)
+    events = read_events(warehouse, settings.s3, types=[COMPLETE])
     if not events:
-        raise ConfigError(f"no lineage events stored under {warehouse.records('lineage')}")
+        raise ConfigError(
+            f"no lineage events of a completed run stored under {warehouse.records('lineage')}")
     graph = build_graph(events, warehouse, settings.paths.landing)
     node = graph.find(args.table)
     around = graph.around(node, upstream=not args.downstream, downstream=not args.upstream)

@@ -100,6 +100,15 @@ def test_lineage_events_of_a_run_on_s3_are_one_object_each(spark, s3, monkeypatc
 
     settings = S3Settings(endpoint=os.environ["ETL_S3_ENDPOINT"], path_style_access=True)
     assert read_events(ctx.warehouse, settings) == events
+    # an object of another run's START that is not JSON: only a read that fetches it fails
+    other = lineage_run_id("another-run")
+    client.put_object(Bucket=bucket, Key=f"warehouse/_etl/lineage/flights/20260101T000000.000Z"
+                      f"-START-{other}.json", Body=b"not an event")
+    with pytest.raises(json.JSONDecodeError):
+        read_events(ctx.warehouse, settings)
+    assert read_events(ctx.warehouse, settings, types=["COMPLETE"]) == [events[1]]
+    assert read_events(ctx.warehouse, settings, runs=[run]) == events
+    assert read_events(ctx.warehouse, settings, types=["COMPLETE"], runs=[other]) == []
     assert main(["lineage", "silver/flights", "--upstream"]) == 0
     assert sorted(capsys.readouterr().out.splitlines()) == sorted(
         [f"landing/{source.path} -> job flights" for source in config.sources.values()]

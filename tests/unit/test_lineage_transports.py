@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from etl.config import load_job_config
-from etl.lineage import RunLineage, read_events
+from etl.lineage import RunLineage, lineage_run_id, read_events
 from etl.runner import new_context
 from tests.unit.test_lineage_events import validate_event
 
@@ -82,9 +82,13 @@ def test_file_transport_appends_json_lines(tmp_path):
     config = config_for(tmp_path)
     for run_id in ("f-1", "f-2"):
         RunLineage(config, new_context(config, run_id=run_id)).start()
-    events = read_events(new_context(config).warehouse)
+    warehouse = new_context(config).warehouse
+    events = read_events(warehouse)
     assert [(e["eventType"], e["run"]["facets"]["etl_run"]["runId"]) for e in events] == [
         ("START", "f-1"), ("START", "f-2")]
+    assert read_events(warehouse, runs=[lineage_run_id("f-2")]) == [events[1]]
+    assert read_events(warehouse, types=["START"], runs=[lineage_run_id("f-1")]) == [events[0]]
+    assert read_events(warehouse, types=["COMPLETE"]) == []
     lines = (tmp_path / "wh" / "_etl" / "lineage" / "flights.jsonl").read_text().splitlines()
     assert len(lines) == 2
 
