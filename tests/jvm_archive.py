@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from etl.session import local_jars
+from tests import python_daemon
 from tests.reliability.harness import flights_command
 from tests.small_data import GC, JIT, submit_options
 
@@ -43,11 +44,13 @@ QUIET = "-Xlog:cds*=off"
 
 
 def driver_options(*flags: str) -> list[str]:
-    """spark-submit options giving a local driver the jars on its class path, the tests' JIT
-    thresholds and collector (`tests.small_data.JIT`, `tests.small_data.GC`) and ``flags``."""
+    """spark-submit options giving a local driver the jars on its class path, the tests' Python
+    daemon (`tests.python_daemon`), the tests' JIT thresholds and collector
+    (`tests.small_data.JIT`, `tests.small_data.GC`) and ``flags``."""
     jars = ":".join(local_jars(JARS))
     java = " ".join([*JIT, *GC, *flags, QUIET])
-    return ["--driver-class-path", jars, "--conf", f"spark.driver.defaultJavaOptions={java}"]
+    return ["--driver-class-path", jars, *python_daemon.OPTIONS,
+            "--conf", f"spark.driver.defaultJavaOptions={java}"]
 
 
 def archive_options(archive: Path = ARCHIVE) -> list[str]:
