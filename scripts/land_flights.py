@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib.util
 import io
 import os
@@ -45,6 +46,28 @@ def land(
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(data / f"{name}.csv", target)
             written.append(target)
+    texts = month_texts(data, tuple(sorted(set(days))) if days else None)
+    folder = landing / "flights"
+    folder.mkdir(parents=True, exist_ok=True)
+    for month in sorted(texts):
+        if months and month not in months:
+            continue
+        target = folder / f"flights_2013_{month:02d}.csv"
+        if target.exists() and not force:
+            continue
+        tmp = target.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as out:
+            out.write(texts[month])
+        os.replace(tmp, target)  # appears whole or not at all
+        written.append(target)
+    return written
+
+
+@functools.lru_cache(maxsize=8)
+def month_texts(data: Path, days: tuple[int, ...] | None) -> dict[int, str]:
+    """Each month's CSV (the header, then the package's rows of ``days``, or all), read from
+    the package's zip once per process for each ``days``: the tests land the same slice for
+    many warehouses, and each pass over the 336,776 rows took about 0.6 s of CPU."""
     with zipfile.ZipFile(data / "flights.csv.zip") as archive:
         member = next(n for n in archive.namelist() if n.endswith(".csv"))
         with archive.open(member) as raw:
@@ -56,22 +79,14 @@ def land(
                 if days and int(row[day_at]) not in days:
                     continue
                 by_month.setdefault(int(row[month_at]), []).append(row)
-    folder = landing / "flights"
-    folder.mkdir(parents=True, exist_ok=True)
-    for month in sorted(by_month):
-        if months and month not in months:
-            continue
-        target = folder / f"flights_2013_{month:02d}.csv"
-        if target.exists() and not force:
-            continue
-        tmp = target.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(by_month[month])
-        os.replace(tmp, target)  # appears whole or not at all
-        written.append(target)
-    return written
+    texts = {}
+    for month, rows in by_month.items():
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        texts[month] = text.getvalue()
+    return texts
 
 
 def main(argv: list[str] | None = None) -> int:
