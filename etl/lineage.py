@@ -540,7 +540,10 @@ def read_events(warehouse: Warehouse, s3: S3Settings | None = None, *,
     else:
         texts = [path.read_text() for path in sorted(Path(folder).glob("*.jsonl"))]
     lines = [line for text in texts for line in text.splitlines() if line.strip()]
-    if runs:  # an event's text holds its run's id: parse only the lines that may be theirs
+    # an event's text holds its type and its run's id: parse only the lines that may match
+    if types:
+        lines = [line for line in lines if any(f'"{kind}"' in line for kind in types)]
+    if runs:
         lines = [line for line in lines if any(run in line for run in runs)]
     events = [e for e in map(json.loads, lines) if (not types or e["eventType"] in types)
               and (not runs or e["run"]["runId"] in runs)]
