@@ -127,8 +127,7 @@ def _lineage_id(run: Mapping[str, Any]) -> str:
 def _run_graph(events: Sequence[Mapping[str, Any]], run: Mapping[str, Any], warehouse: Warehouse,
                landing: str) -> Graph | None:
     wanted = _lineage_id(run)
-    mine = [e for e in events if e.get("run", {}).get("runId") == wanted
-            and e.get("eventType") == COMPLETE]
+    mine = [e for e in events if e.get("run", {}).get("runId") == wanted]
     return build_graph(mine, warehouse, landing) if mine else None
 
 
