@@ -16,7 +16,9 @@ A subject (``personal_data.subjects`` in the job's YAML) names where its key is:
    vectors are on; the files that held it deleted); quarantine rows whose raw JSON ``record``
    holds it are deleted (or, for ``erase: null``, keep the record with the key null) and dead
    letters whose ``reason`` names it are deleted;
-4. recomputes those gold values from the erased tables and rewrites the exports;
+4. removes the job's stored typed references (`etl.flow.build.stored_references`: rows of
+   bronze as it was), recomputes those gold values from the erased tables and rewrites the
+   exports;
 5. appends the ledger row: job, subject, value hash, tables, files, rows, times, run id.
 
 The value itself is never logged, noted or recorded: only its hash. Landed files stay (they are
@@ -341,6 +343,7 @@ def forget(spark: SparkSession, ctx: RunContext, plan: Plan, subject: str, value
                      table=place.path, rows=erased.rows, files=len(erased.files))
     if dry_run:
         return report
+    forget_stored_references(spark, ctx)
     for built, values in touched:
         run.recompute(built, values)
         report.recomputed[built.name] = len(values)
@@ -353,6 +356,16 @@ def forget(spark: SparkSession, ctx: RunContext, plan: Plan, subject: str, value
     ctx.note(f"subject {subject} erased (value hash {digest[:16]}…): {report.rows} rows in "
              f"{len(report.tables)} tables, {len(report.files)} files purged")
     return report
+
+
+def forget_stored_references(spark: SparkSession, ctx: RunContext) -> None:
+    """Remove the job's stored typed references (`etl.flow.build.stored_references`): they
+    are rows of its bronze tables as they were; the next run types the tables again."""
+    from etl.flow.build import stored_references
+
+    folder = stored_references(ctx.warehouse, ctx.job)
+    if storage.delete(spark, folder):
+        ctx.log.info("stored typed references removed", path=folder)
 
 
 def _touched_before(spark: SparkSession, run: Run, plan: Plan, where: Sequence[Place],

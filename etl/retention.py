@@ -20,7 +20,8 @@ time is kept), and a staged day folder dated before the cutoff's date. Rows go t
 `etl.writers.erase.DeltaErase`: a Delta DELETE, then every data file of any version (change
 data files too) still holding such a row is deleted from storage, so time travel to versions
 older than the enforcement fails afterwards, as after a VACUUM. A second enforcement with the
-same cutoff removes nothing.
+same cutoff removes nothing. When rows were removed, the job's stored typed references go too
+(`etl.flow.build.stored_references`): they were typed from bronze as it was.
 
 Example::
 
@@ -166,6 +167,11 @@ def enforce(spark: SparkSession, config: JobConfig, *, now: dt.datetime, run_id:
         erased = erase.dry_run() if dry_run else erase.execute()
         removed.append(Removed(scope, erased.rows, len(erased.files)))
     if not dry_run:
+        if any(r.rows for r in removed):
+            from etl.flow.build import stored_references
+
+            # typed from the bronze tables as they were: the next run types them again
+            storage.delete(spark, stored_references(warehouse, config.job.name))
         enforced_at = utcnow()
         RETENTION.append(spark, warehouse.records(RETENTION.name), [
             (config.job.name, r.scope.layer, r.scope.table, r.scope.cutoff, r.rows, r.files,

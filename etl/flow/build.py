@@ -31,18 +31,26 @@ transform that dropped or repeated rows).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import inspect
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.utils import AnalysisException
 
+import etl
+from etl import storage
 from etl.config import SourceConfig
-from etl.context import RunContext
+from etl.context import RunContext, Warehouse
 from etl.errors import ConfigError, EtlError
 from etl.flow.landing import Landed
 from etl.flow.plan import RAW_COLUMNS, Built, Plan
@@ -120,16 +128,33 @@ def reference(plan: Plan, ctx: RunContext, landed: Landed) -> tuple[DataFrame, D
     return valid.select(*kept), rejected
 
 
+#: Where typed references are kept between runs: ``<warehouse>/_etl/typed_references/<job>/
+#: <source>/<fingerprint>/`` (`TypedReferences`).
+STORED_REFERENCES = "typed_references"
+#: The stored rows' schema, written last: a folder without it was never completed.
+STORED_SCHEMA = "_schema.json"
+
+
 class TypedReferences:
-    """Reference tables typed once per state of their bronze table, for as long as the session
-    lives: the run's lookups (the targets' joins, the ``foreign_key`` rules) and the session's
-    later runs (a test worker, ``etl backfill --parallel``, a pipeline, a notebook) reuse the
-    typed rows, kept in memory and on disk, while the bronze table is the same table at the same
-    version. A reference some target reads ``narrow`` (a large one, read for a small batch's
-    keys only) is reused as its plan but never kept: Catalyst must still push the batch's keys
-    down to its scan. A key is the session's application, the bronze path, the source's
-    settings, its ``derive`` function, its sequence and whether it is kept: changing any of
-    them types the table again. The `limit` most recently used are kept; older ones are released."""
+    """Reference tables typed once per state of their bronze table: the run's lookups (the
+    targets' joins, the ``foreign_key`` rules), the session's later runs (a test worker,
+    ``etl backfill --parallel``, a pipeline, a notebook) and later runs in other processes
+    reuse the typed rows while the bronze table is the same table at the same version.
+
+    In the session the rows are kept in memory and on disk (the `limit` most recently used;
+    older ones are released). Between processes they are kept as Parquet under the
+    warehouse's records (`STORED_REFERENCES`), in a folder named by a fingerprint of what
+    typing depends on: the bronze table's id and version, the source's settings, its
+    ``derive`` function's code, its sequence and the library's version. Changing any of them
+    types the table again. A run stores a reference only when it did not land rows of it
+    (``store``): the run that changes a reference, a first load among them, pays nothing for
+    it, nor does a reference that changes every run; the next run stores it, and removes the
+    folders of its earlier states. Rows that cannot be written (the warehouse refuses) are
+    logged and typed again next run.
+
+    A reference some target reads ``narrow`` (a large one, read for a small batch's keys
+    only) is reused as its plan but never kept or stored: Catalyst must still push the
+    batch's keys down to its scan."""
 
     def __init__(self, limit: int = 16):
         self.limit = limit
@@ -138,9 +163,11 @@ class TypedReferences:
         self._lock = threading.Lock()
 
     def get(self, spark: SparkSession, plan: Plan, ctx: RunContext, name: str,
-            path: str) -> DataFrame:
+            path: str, *, store: bool = True) -> DataFrame:
         """Reference ``name``'s table as `reference` types it from its bronze table at
-        ``path``, read at its latest version."""
+        ``path``, read at its latest version. ``store``: keep rows typed here for later runs
+        when none are stored yet (a run that did not land rows of the reference; a preview
+        only reads what runs stored)."""
         identity = table_identity(spark, path)
         kept = not any(name in t.narrow for t in plan.config.targets.values())
         app = spark.sparkContext.applicationId
@@ -155,15 +182,68 @@ class TypedReferences:
                 return found[1]
             if found is not None:
                 found[1].unpersist()
-            rows = spark.read.format("delta").option("versionAsOf", identity[1]).load(path)
-            table = reference(plan, ctx, Landed(name, rows))[0]
+            folder = f"{stored_references(ctx.warehouse, plan.config.job.name)}/{name}"
+            here = f"{folder}/{fingerprint(plan, name, identity)}"
+            table = found_stored = stored(spark, here) if kept else None
+            if table is None:
+                rows = spark.read.format("delta").option("versionAsOf", identity[1]).load(path)
+                table = reference(plan, ctx, Landed(name, rows))[0]
             if kept:
                 table = table.persist(StorageLevel.MEMORY_AND_DISK)
+                if store and found_stored is None:
+                    store_reference(spark, ctx, folder, here, table)
             self._entries[key] = (identity, table)
             self._entries.move_to_end(key)
             while len(self._entries) > self.limit:
                 self._entries.popitem(last=False)[1][1].unpersist()
             return table
+
+
+def stored_references(warehouse: Warehouse, job: str) -> str:
+    """The folder of ``job``'s stored typed references (`TypedReferences`). `etl forget` and
+    `etl maintain --retention` remove it when they change tables: the rows kept there are
+    rows of the bronze tables before the change."""
+    return f"{warehouse.records(STORED_REFERENCES)}/{job}"
+
+
+def fingerprint(plan: Plan, name: str, identity: tuple[str, int]) -> str:
+    """The name of the folder of reference ``name``'s typed rows for the bronze table's state
+    ``identity`` (see `TypedReferences`)."""
+    derive = plan.derive.get(name)
+    code = None
+    if derive is not None:
+        try:
+            code = inspect.getsource(derive)
+        except (OSError, TypeError):  # no source to read (a built-in, a frozen module)
+            code = f"{derive.__module__}.{derive.__qualname__}"
+    typing = [list(identity), repr(plan.source(name)), list(plan.sequence(name)), code,
+              etl.__version__]
+    return hashlib.sha256(json.dumps(typing).encode("utf-8")).hexdigest()[:24]
+
+
+def stored(spark: SparkSession, here: str) -> DataFrame | None:
+    """The typed rows a run stored in the folder ``here``, or None when none were."""
+    schema = f"{here}/{STORED_SCHEMA}"
+    if not storage.exists(spark, schema):
+        return None
+    fields = T.StructType.fromJson(json.loads(storage.read_text(spark, schema)))
+    return spark.read.schema(fields).parquet(here)
+
+
+def store_reference(spark: SparkSession, ctx: RunContext, folder: str, here: str,
+                    table: DataFrame) -> None:
+    """Write ``table`` (persisted: the write computes what the run reads next) to the folder
+    ``here``, its schema last, then remove the folders of the reference's earlier states."""
+    try:
+        table.write.mode("overwrite").parquet(here)
+    except (AnalysisException, Py4JJavaError) as error:
+        ctx.log.warning("typed reference not stored: the next run types it again",
+                        path=here, reason=str(error).splitlines()[0])
+        return
+    storage.write_text(spark, f"{here}/{STORED_SCHEMA}", table.schema.json())
+    for earlier in storage.glob(spark, f"{folder}/*"):
+        if earlier.rstrip("/").rsplit("/", 1)[-1] != here.rsplit("/", 1)[-1]:
+            storage.delete(spark, earlier)
 
 
 #: The process's typed references (`TypedReferences`).

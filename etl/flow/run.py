@@ -6,9 +6,10 @@ step       what happens
 extract    every source in the order of the YAML lands what is new (`etl.flow.landing`);
            a run with nothing new in any source that feeds a target stops here (references
            that changed are still ingested and recorded)
-transform  references typed, once per version of their bronze table for the session
-           (`TypedReferences`; their new rows' rejects quarantined, with one action counting
-           them), then each target built from a source (`etl.flow.build`), books kept
+transform  references typed, once per version of their bronze table (`TypedReferences`:
+           kept for the session; stored for later runs by a run that did not change them;
+           their new rows' rejects quarantined, with one action counting them), then each
+           target built from a source (`etl.flow.build`), books kept
 audit      every target's rules (`etl.quality.audit`), all targets before any gate; rows
            failing a ``quarantine: true`` rule move from loaded to quarantined
 publish    each target in dependency order, one commit each (`etl.writers.targets`):
@@ -76,6 +77,9 @@ class Run:
         self.landing = Landing(spark, ctx, plan)
         self.landed: dict[str, Landed] = {}
         self.refs: dict[str, DataFrame] = {}
+        #: Whether references typed here are stored for later runs (`TypedReferences`); a
+        #: reference that lands rows this run is not.
+        self.store_references = True
 
     # -- extract ---------------------------------------------------------------------------
 
@@ -137,7 +141,8 @@ class Run:
                                "rows this run")
             return reference(self.plan, self.ctx, landed)[0]
         path = self.ctx.warehouse.table("bronze", self.config.targets[bronze].table)
-        return TYPED_REFERENCES.get(self.spark, self.plan, self.ctx, name, path)
+        return TYPED_REFERENCES.get(self.spark, self.plan, self.ctx, name, path,
+                                    store=self.store_references and not landed.new)
 
     def transform(self, todo: list[Built]) -> dict[str, Batch]:
         batches = {}
@@ -368,6 +373,7 @@ def preview(spark: SparkSession, ctx: RunContext, config: JobConfig,
         raise ConfigError(f"job {config.job.name} has no target {target!r} built from a source")
     dates_of(ctx)
     run = Run(spark, ctx, plan)
+    run.store_references = False
     landed = {name: run.landing.land(name, as_batch=name == built.source)
               for name in [*plan.references, built.source]}
     run.landed = landed
@@ -391,7 +397,7 @@ def references(spark: SparkSession, ctx: RunContext, config: JobConfig) -> dict[
         path = ctx.warehouse.table("bronze", config.targets[bronze].table)
         if not table_exists(spark, path):
             raise EtlError(f"source {name}: no bronze table yet at {path}; run the job first")
-        run.refs[name] = TYPED_REFERENCES.get(spark, plan, ctx, name, path)
+        run.refs[name] = TYPED_REFERENCES.get(spark, plan, ctx, name, path, store=False)
     return run.refs
 
 

@@ -220,6 +220,50 @@ def test_late_correction_replaces_exactly_its_rows_and_dates(first_load):
     assert gold_after.count() == gold_before.count()
 
 
+def test_the_run_after_a_reference_changed_stores_it_and_later_runs_read_it(first_load,
+                                                                             monkeypatch):
+    """The first load landed every reference, so it stored none. A later run (another process:
+    a `TypedReferences` of its own) types them and stores them; the run after reads the stored
+    rows instead of typing bronze, and publishes what typing bronze publishes (a copy of the
+    warehouse without the stored rows runs the same batch)."""
+    import etl.flow.build
+    import etl.flow.run
+    from etl.flow.build import TypedReferences
+
+    flights = first_load
+    stored = flights.warehouse / "_etl" / "typed_references" / "flights"
+    assert not stored.exists()
+    typed = []
+    reference = etl.flow.build.reference
+    monkeypatch.setattr(etl.flow.build, "reference", lambda plan, ctx, landed: (
+        typed.append(landed.source), reference(plan, ctx, landed))[1])
+
+    def run(warehouse: Path):
+        monkeypatch.setattr(etl.flow.run, "TYPED_REFERENCES", TypedReferences())
+        typed.clear()
+        return run_job(flights.config(f"paths.warehouse={warehouse}"), spark=flights.spark)
+
+    rows = [r for r in landed_rows(flights.landing) if r[ARR_DELAY] != "NA"]
+    for number, row in enumerate(rows[:2]):
+        flights.land_file(f"flights_2013_correction_{number}.csv",
+                          [[*row[:ARR_DELAY], str(int(row[ARR_DELAY]) + 5), *row[ARR_DELAY + 1:]]])
+        if number == 1:
+            twin = flights.warehouse.parent / "twin"
+            shutil.copytree(flights.warehouse, twin)
+            shutil.rmtree(twin / "_etl" / "typed_references")
+        assert run(flights.warehouse).rows_loaded == 1
+        assert typed == (["airlines", "airports", "planes", "weather"] if number == 0 else [])
+        assert {folder.name: len(list(folder.iterdir())) for folder in stored.iterdir()} == {
+            "airlines": 1, "airports": 1, "planes": 1, "weather": 1}
+
+    assert run(twin).rows_loaded == 1
+    assert sorted(typed) == ["airlines", "airports", "planes", "weather"]
+    volatile = ["_run_id", "_ingested_at"]
+    assert_df_equality(flights.table("silver", "flights").drop(*volatile),
+                       flights.spark.read.format("delta").load(str(twin / "silver" / "flights"))
+                       .drop(*volatile), ignore_row_order=True)
+
+
 def test_older_file_never_overwrites_newer_version(first_load):
     flights = first_load
     original = landed_rows(flights.landing)[0]
@@ -308,6 +352,9 @@ PII_KEY = "a-test-key-of-the-erasure-ledger"
 def test_forget_an_aircraft_leaves_it_nowhere_and_nothing_brings_it_back(
         first_load, monkeypatch, capfd):
     from etl.cli import main
+    from etl.context import RunContext, Warehouse
+    from etl.flow.build import TypedReferences
+    from etl.flow.plan import make_plan
     from etl.privacy import keyed_hash
     from tests.parquet_scan import scan
 
@@ -322,10 +369,16 @@ def test_forget_an_aircraft_leaves_it_nowhere_and_nothing_brings_it_back(
     nulls_before = flights.table("silver", "flights").where("tailnum IS NULL").count()
     with (flights.landing / "planes" / "planes.csv").open() as f:
         assert sum(r[0] == value for r in csv.reader(f)) == 1
+    # a run after the first load stores the typed planes (`TypedReferences`), the value too
+    ctx = RunContext(job="flights", env="test", warehouse=Warehouse.at(str(flights.warehouse)),
+                     landing=str(flights.landing), run_id="r0")
+    TypedReferences().get(flights.spark, make_plan(flights.config()), ctx, "planes",
+                          str(flights.warehouse / "bronze" / "planes"))
     before, _ = scan([flights.warehouse], value, skip=("_delta_log",))
-    # bronze flights and planes, and silver, held it
+    # bronze flights and planes, silver and the stored planes held it
     assert {Path(f).relative_to(flights.warehouse).parts[:2] for f in before} == {
-        ("bronze", "flights"), ("bronze", "planes"), ("silver", "flights")}
+        ("bronze", "flights"), ("bronze", "planes"), ("silver", "flights"),
+        ("_etl", "typed_references")}
 
     capfd.readouterr()  # anything printed before the command
     code = main(["--conf-dir", str(flights.conf_dir), "forget", "flights", "--subject", "aircraft",

@@ -219,6 +219,11 @@ def test_retention_removes_exactly_the_rows_and_files_older_than_each_window(
              *map(str, numbers["dead_letters"])),
         ]
 
+    # a run's stored typed references (`TypedReferences`): rows of bronze as it is now
+    stored = warehouse / "_etl" / "typed_references" / "ret"
+    (stored / "orders" / "a-state").mkdir(parents=True)
+    (stored / "orders" / "a-state" / "_schema.json").write_text("{}")
+
     # a dry run says what would go and changes nothing
     args = ["--conf-dir", str(conf), "maintain", "--retention", "ret", "--now", "2026-06-01"]
     assert main([*args, "--dry-run"]) == 0
@@ -230,6 +235,7 @@ def test_retention_removes_exactly_the_rows_and_files_older_than_each_window(
             for layer, (path, column) in tables.items()} == files_before
     assert staged_files(staging) == staged
     assert not (warehouse / "_etl" / "retention").exists()
+    assert (stored / "orders" / "a-state" / "_schema.json").read_text() == "{}"
 
     started = utcnow()
     assert main(args) == 0
@@ -255,6 +261,7 @@ def test_retention_removes_exactly_the_rows_and_files_older_than_each_window(
     assert sorted((r.job, r.run_id) for r in read_delta(spark, tables["dead_letters"][0])
                   .collect()) == [("other", "r3"), ("ret", "r2")]
     assert staged_files(staging) == staged - expired_staged
+    assert not stored.exists()  # the next run types bronze again
     assert sorted(p.name for p in (staging / "orders").iterdir()) == ["2026-05-22"]
 
     # and so are the files that held them, in every version; the other files are all there
