@@ -14,7 +14,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from etl._typing import Transform
-from etl.transforms.functions import null_if_in, values_where
 
 ERRORS = "_errors"
 #: A row as landed (JSON of its raw strings), kept through typing for the quarantine.
@@ -22,32 +21,92 @@ RAW_RECORD = "_record"
 _INTEGRAL = {"tinyint", "smallint", "int", "integer", "bigint", "long", "short", "byte"}
 
 
+#: An empty ``_errors`` in Spark SQL.
+_NO_ERRORS = "CAST(array() AS array<string>)"
+
+
+def _name(column: str) -> str:
+    """``column`` as a Spark SQL identifier (any name: backquoted, backquotes doubled)."""
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _text(value: str) -> str:
+    """``value`` as a Spark SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+#: A whole number, as text (Spark casts '1.5' to the integer 1).
+_WHOLE_NUMBER = _text("^[+-]?[0-9]+$")
+
+
 def _with_errors(df: DataFrame) -> DataFrame:
     if ERRORS in df.columns:
         return df
-    return df.withColumn(ERRORS, F.array().cast("array<string>"))
+    return df.withColumn(ERRORS, F.expr(_NO_ERRORS))
 
 
-def _add_errors(df: DataFrame, checks: Sequence[tuple[Column, Column]]) -> DataFrame:
-    """Append the reason of every ``(condition, reason)`` that holds to ``_errors``.
-
-    One expression per call that refers to ``_errors`` once, so chaining many checks keeps the
-    plan linear in their number.
-    """
-    df = _with_errors(df)
+def _errors(df: DataFrame, checks: Sequence[tuple[str, str]]) -> str:
+    """Spark SQL of ``df``'s ``_errors`` (empty when it has none) with the reason of every
+    ``(condition, reason)`` that holds and is not null appended, in order (`values_where`'s
+    form, as SQL text)."""
+    base = _name(ERRORS) if ERRORS in df.columns else _NO_ERRORS
     if not checks:
-        return df
-    return df.withColumn(ERRORS, F.concat(F.col(ERRORS), values_where(checks)))
+        return base
+    appended = [f"CASE WHEN ({condition}) AND ({reason}) IS NOT NULL THEN array({reason}) "
+                f"ELSE {_NO_ERRORS} END" for condition, reason in checks]
+    return f"concat({base}, {', '.join(appended)})"
+
+
+def _add_errors(df: DataFrame, checks: Sequence[tuple[str, str]],
+                columns: Mapping[str, str] | None = None) -> DataFrame:
+    """``df`` with the reason of every ``(condition, reason)`` (Spark SQL) that holds appended
+    to ``_errors`` and ``columns`` (name: Spark SQL) in place of the columns they name, by one
+    projection: the typing of a wide source is parsed by Spark from text, not built call by
+    call through the JVM bridge (about a millisecond a call, tens of calls a column)."""
+    columns = dict(columns or {})
+    columns[ERRORS] = _errors(df, checks)
+    out = list(df.columns) if ERRORS in df.columns else [*df.columns, ERRORS]
+    return df.selectExpr(*[f"{columns[c]} AS {_name(c)}" if c in columns else _name(c)
+                           for c in out])
+
+
+def _raw(name: str, na_values: Sequence[str]) -> str:
+    """Spark SQL of string column ``name`` trimmed, ``null`` for ``na_values`` (`null_if_in`)."""
+    trimmed = f"trim({_name(name)})"
+    if not na_values:
+        return trimmed
+    return (f"CASE WHEN {trimmed} IN ({', '.join(map(_text, na_values))}) THEN NULL "
+            f"ELSE {trimmed} END")
+
+
+def _parsed(raw: str, type_: str) -> str:
+    """Spark SQL of ``raw`` cast to ``type_``; ``null`` where it does not parse (an integral
+    type takes whole numbers only: Spark casts '1.5' to 1)."""
+    value = f"CAST({raw} AS {type_})"
+    if type_ in _INTEGRAL:
+        return f"CASE WHEN {raw} RLIKE {_WHOLE_NUMBER} THEN {value} END"
+    return value
+
+
+def _parse_checks(types: Mapping[str, str], na_values: Sequence[str]
+                  ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """``(columns, checks)`` of `cast_columns`: each typed column's Spark SQL, and a check for
+    each present value that does not parse."""
+    columns, checks = {}, []
+    for name, type_ in types.items():
+        raw = _raw(name, na_values)
+        columns[name] = value = _parsed(raw, type_)
+        if type_ != "string":
+            before, after = _text(f"{name}: cannot parse '"), _text(f"' as {type_}")
+            reason = f"concat({before}, {raw}, {after})"
+            checks.append((f"{raw} IS NOT NULL AND {value} IS NULL", reason))
+    return columns, checks
 
 
 def parsed_value(name: str, type_: str, na_values: Sequence[str] = ()) -> Column:
     """String column ``name`` as `cast_columns` types it: ``null`` for ``na_values``, else trimmed
     and cast to ``type_``; ``null`` where it does not parse (a fraction is not an integer)."""
-    raw = null_if_in(name, na_values)
-    value = raw.cast(type_)
-    if type_ in _INTEGRAL:  # Spark casts '1.5' to 1
-        value = F.when(raw.rlike(r"^[+-]?\d+$"), value)
-    return value
+    return F.expr(_parsed(_raw(name, na_values), type_))
 
 
 def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Transform:
@@ -62,35 +121,28 @@ def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Tra
         missing = [c for c in types if c not in df.columns]
         if missing:
             raise ValueError(f"cast_columns: columns {missing} not in {df.columns}")
-        df = _with_errors(df)
-        checks, parsed = [], {}
-        for name, type_ in types.items():
-            raw = null_if_in(name, na_values)
-            parsed[name] = value = parsed_value(name, type_, na_values)
-            if type_ != "string":
-                checks.append(
-                    (
-                        raw.isNotNull() & value.isNull(),
-                        F.format_string(f"{name}: cannot parse '%s' as {type_}", raw),
-                    )
-                )
-        with_reasons = _add_errors(df, checks)
-        return with_reasons.select(
-            *[parsed[c].alias(c) if c in parsed else F.col(c) for c in with_reasons.columns]
-        )
+        columns, checks = _parse_checks(types, na_values)
+        return _add_errors(df, checks, columns)
 
     return transform
+
+
+def _required(columns: Sequence[str]) -> list[tuple[str, str]]:
+    return [(f"{_name(c)} IS NULL", _text(f"{c}: required value missing")) for c in columns]
 
 
 def require(columns: Sequence[str]) -> Transform:
     """Add the reason ``"<column>: required value missing"`` for each null in ``columns``."""
 
     def transform(df: DataFrame) -> DataFrame:
-        return _add_errors(
-            df, [(F.col(c).isNull(), F.lit(f"{c}: required value missing")) for c in columns]
-        )
+        return _add_errors(df, _required(columns))
 
     return transform
+
+
+def _malformed(df: DataFrame, corrupt_column: str, reason: str) -> list[tuple[str, str]]:
+    return ([(f"{_name(corrupt_column)} IS NOT NULL", _text(reason))]
+            if corrupt_column in df.columns else [])
 
 
 def reject_malformed(
@@ -101,9 +153,7 @@ def reject_malformed(
     where the reader kept the raw text of a record it could not parse."""
 
     def transform(df: DataFrame) -> DataFrame:
-        if corrupt_column not in df.columns:
-            return _with_errors(df)
-        return _add_errors(df, [(F.col(corrupt_column).isNotNull(), F.lit(reason))])
+        return _add_errors(df, _malformed(df, corrupt_column, reason))
 
     return transform
 
@@ -112,17 +162,18 @@ def reject_malformed(
 REPLACEMENT_CHARACTER = "\ufffd"
 
 
+def _undecodable(columns: Sequence[str]) -> list[tuple[str, str]]:
+    return [(f"instr({_name(c)}, {_text(REPLACEMENT_CHARACTER)}) > 0",
+             _text(f"{c}: bytes not valid in the file's encoding")) for c in columns]
+
+
 def reject_undecodable(columns: Sequence[str]) -> Transform:
     """Add ``"<column>: bytes not valid in the file's encoding"`` for each of ``columns`` whose
     text holds U+FFFD, the character a reader substitutes for bytes it cannot decode (a file
     landed in Latin-1 and read as UTF-8): such a value is garbled, not data."""
 
     def transform(df: DataFrame) -> DataFrame:
-        return _add_errors(df, [
-            (F.instr(F.col(c), REPLACEMENT_CHARACTER) > 0,
-             F.lit(f"{c}: bytes not valid in the file's encoding"))
-            for c in columns
-        ])
+        return _add_errors(df, _undecodable(columns))
 
     return transform
 
@@ -138,17 +189,20 @@ def type_columns(
     """Landed rows typed as declared, with a reason in ``_errors`` for everything unusable, in
     this order: a record the reader could not split (``malformed_reason``, when the frame has
     ``_corrupt_record``), text holding undecodable bytes in a typed column (``undecodable``),
-    a value that does not parse (`cast_columns`), a required value missing (`require`).
-    Columns not in ``types`` are kept as they are."""
+    a value that does not parse (`cast_columns`), a required value missing (`require`, on the
+    typed values). Columns not in ``types`` are kept as they are. Two projections, each parsed
+    from Spark SQL text."""
 
     def transform(df: DataFrame) -> DataFrame:
-        out = df
-        if malformed_reason is not None:
-            out = out.transform(reject_malformed(reason=malformed_reason))
+        missing = [c for c in types if c not in df.columns]
+        if missing:
+            raise ValueError(f"cast_columns: columns {missing} not in {df.columns}")
+        checks = _malformed(df, "_corrupt_record", malformed_reason) if malformed_reason else []
         if undecodable:
-            out = out.transform(reject_undecodable(list(types)))
-        out = out.transform(cast_columns(types, na_values)) if types else _with_errors(out)
-        return out.transform(require(required))
+            checks += _undecodable(list(types))
+        columns, parse = _parse_checks(types, na_values)
+        out = _add_errors(df, checks + parse, columns)
+        return _add_errors(out, _required(required)) if required else out
 
     return transform
 

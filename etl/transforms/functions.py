@@ -21,7 +21,8 @@ def values_where(checks: Sequence[tuple[Column, Column]]) -> Column:
 
     Built from ``concat`` and ``when``, which Spark compiles to code, rather than
     ``array_compact``, a lambda Spark interprets row by row: on every row of a batch (the
-    typing's ``_errors``, the failed rules) that halved the typing of TPC-H lines."""
+    failed rules; the typing's ``_errors`` has the same form, written as Spark SQL text) that
+    halved the typing of TPC-H lines."""
     empty = F.array().cast("array<string>")
     if not checks:
         return empty

@@ -16,6 +16,7 @@ from etl.transforms.cleaning import (
     reject_undecodable,
     require,
     split_rejected,
+    type_columns,
 )
 
 NA = ["NA", ""]
@@ -346,4 +347,25 @@ def test_cast_columns_rejects_a_fraction_for_an_integer_column(spark):
         "id string, year int, dep_delay int, temp double, time_hour timestamp, carrier string, "
         + ERRORS,
     )
+    assert_df_equality(actual, expected)
+
+
+def test_type_columns_takes_any_column_name_and_any_missing_value_text(spark):
+    """Typing is Spark SQL text: names with dots, spaces and backquotes are columns, not paths,
+    and missing-value texts with quotes and backslashes are compared as they are."""
+    df = spark.createDataFrame(
+        [("it's", " 7 ", "a\\b", "x"), (" 12 ", "n/a", "NA", None), ("1.5", "x`1", "3", "y")],
+        "`dep.delay` string, `air time` string, `tail``num` string, name string")
+
+    actual = df.transform(type_columns(
+        {"dep.delay": "int", "air time": "int", "tail`num": "string"},
+        required=["tail`num", "name"], na_values=["it's", "a\\b"]))
+
+    expected = spark.createDataFrame(
+        [(None, 7, None, "x", ["tail`num: required value missing"]),
+         (12, None, "NA", None, ["air time: cannot parse 'n/a' as int",
+                                 "name: required value missing"]),
+         (None, None, "3", "y", ["dep.delay: cannot parse '1.5' as int",
+                                 "air time: cannot parse 'x`1' as int"])],
+        "`dep.delay` int, `air time` int, `tail``num` string, name string, " + ERRORS)
     assert_df_equality(actual, expected)
