@@ -224,8 +224,9 @@ class FlightsPlan(bench_tpch.Plan):
 
     def settle(self, loaded: Path, settled: Path) -> None:
         """``settled``: a copy of the first load ``loaded`` after the run an hourly job makes
-        next, not measured: one flight landed again as it was (`SETTLE_FILE`, left landed).
-        That run lands no reference, so it stores them as typed."""
+        next, not measured: one flight landed again as it was (`SETTLE_FILE`, left landed for
+        the next runs, and moved aside for the ``stores`` case). That run lands no reference,
+        so it stores them as typed."""
         shutil.copytree(loaded, settled)
         first = sorted(self.flights_folder().glob("flights_*.csv"))[0]
         with first.open(encoding="utf-8") as landed:
@@ -265,7 +266,6 @@ class FlightsPlan(bench_tpch.Plan):
                 self.variants[name], self.landing, warehouse))
             if name == "job" and done is not None and not loaded.exists():
                 warehouse.rename(loaded)  # the next runs start from it
-                self.settle(loaded, settled)
 
         def next_run(name: str, warehouse: Path) -> None:
             shutil.copytree(loaded if name == "stores" else settled, warehouse)
@@ -275,7 +275,8 @@ class FlightsPlan(bench_tpch.Plan):
                     self.job, self.landing, warehouse))
 
         self.repeat(ONE_SCALE, ["job", "hand"], self.args.repeats, "first loads", first_load)
-        if settled.exists():
+        if loaded.exists():
+            self.settle(loaded, settled)  # after the first loads: they read no settling file
             self.repeat(ONE_SCALE, ["correction", "nothing", "stores"], self.args.repeats,
                         "next runs", next_run)
         else:

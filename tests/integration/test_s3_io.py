@@ -113,3 +113,36 @@ def test_lineage_events_of_a_run_on_s3_are_one_object_each(spark, s3, monkeypatc
     assert sorted(capsys.readouterr().out.splitlines()) == sorted(
         [f"landing/{source.path} -> job flights" for source in config.sources.values()]
         + ["job flights -> silver/flights"])
+
+
+def test_typed_references_are_stored_on_s3_and_read_back_by_a_later_process(spark, s3):
+    from pathlib import Path
+
+    from etl.context import RunContext, Warehouse
+    from etl.flow.build import STORED_SCHEMA, TypedReferences
+    from etl.flow.plan import make_plan
+    from tests.unit.test_typed_references import read_from
+
+    client, bucket = s3
+    root = f"s3a://{bucket}/warehouse"
+    config = load_job_config("flights", directory=Path(__file__).resolve().parents[2] / "conf",
+                             overrides=[f"paths.warehouse={root}"])
+    plan = make_plan(config)
+    ctx = RunContext(job="flights", env="test", warehouse=Warehouse.at(root), landing="",
+                     run_id="r1")
+    path = f"{root}/bronze/airlines"
+    spark.createDataFrame([("AA", "American"), ("NA", "not a carrier"), ("UA", "United")],
+                          "carrier string, name string").write.format("delta").save(path)
+
+    first = TypedReferences().get(spark, plan, ctx, "airlines", path)
+    assert read_from(first, "/warehouse/") == {"bronze"}
+    stored = client.list_objects_v2(Bucket=bucket, Prefix="warehouse/_etl/typed_references/")
+    names = sorted(o["Key"].split("/", 4)[4] for o in stored["Contents"])
+    state = names[0].split("/")[1]
+    assert [n.split("/")[0] for n in names] == ["airlines"] * len(names)
+    assert {n.removeprefix(f"airlines/{state}/").split("-")[0] for n in names} == {
+        "_SUCCESS", STORED_SCHEMA, "part"}
+
+    later = TypedReferences().get(spark, plan, ctx, "airlines", path)  # another process
+    assert read_from(later, "/warehouse/") == {"_etl"}
+    assert sorted(r.carrier for r in later.collect()) == ["AA", "UA"]

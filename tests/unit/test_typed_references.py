@@ -108,15 +108,16 @@ def stored_folders(tmp_path: Path) -> dict[str, list[str]]:
             for state in folder.iterdir()}
 
 
-def read_from(df) -> set[str]:
-    """The top folders of the warehouse (``_etl`` or ``bronze``) that ``df`` reads, from the
-    roots of the file relations of its plan as analyzed (before the cache stands in for them)."""
+def read_from(df, warehouse: str = "/wh/") -> set[str]:
+    """The top folders of the ``warehouse`` (``_etl`` or ``bronze``) that ``df`` reads, from
+    the roots of the file relations of its plan as analyzed (before the cache stands in for
+    them)."""
     leaves = df._jdf.queryExecution().analyzed().collectLeaves()
     roots = set()
     for i in range(leaves.size()):
         paths = leaves.apply(i).relation().location().rootPaths()
         roots |= {str(paths.apply(j).toString()) for j in range(paths.size())}
-    return {root.split("/wh/", 1)[1].split("/")[0] for root in roots}
+    return {root.split(warehouse, 1)[1].split("/")[0] for root in roots}
 
 
 def test_a_later_process_reads_the_stored_rows_until_the_table_changes(spark, tmp_path):
