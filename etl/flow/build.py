@@ -233,17 +233,22 @@ def stored(spark: SparkSession, here: str) -> DataFrame | None:
 def store_reference(spark: SparkSession, ctx: RunContext, folder: str, here: str,
                     table: DataFrame) -> None:
     """Write ``table`` (persisted: the write computes what the run reads next) to the folder
-    ``here``, its schema last, then remove the folders of the reference's earlier states."""
+    ``here``, its schema last, then remove the folders of the reference's earlier states. A
+    storage that refuses any of it fails nothing: the run goes on with the rows it typed."""
     try:
         table.write.mode("overwrite").parquet(here)
+        storage.write_text(spark, f"{here}/{STORED_SCHEMA}", table.schema.json())
     except (AnalysisException, Py4JJavaError) as error:
         ctx.log.warning("typed reference not stored: the next run types it again",
                         path=here, reason=str(error).splitlines()[0])
         return
-    storage.write_text(spark, f"{here}/{STORED_SCHEMA}", table.schema.json())
-    for earlier in storage.glob(spark, f"{folder}/*"):
-        if earlier.rstrip("/").rsplit("/", 1)[-1] != here.rsplit("/", 1)[-1]:
-            storage.delete(spark, earlier)
+    try:
+        for earlier in storage.glob(spark, f"{folder}/*"):
+            if earlier.rstrip("/").rsplit("/", 1)[-1] != here.rsplit("/", 1)[-1]:
+                storage.delete(spark, earlier)
+    except Py4JJavaError as error:
+        ctx.log.warning("earlier typed references not removed: the next store removes them",
+                        path=folder, reason=str(error).splitlines()[0])
 
 
 #: The process's typed references (`TypedReferences`).
