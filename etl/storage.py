@@ -1,6 +1,6 @@
 """Object stores behind Hadoop's FileSystem: ``s3a://`` (hadoop-aws) settings from conf, and
-small FileSystem helpers (glob, delete, read/write a small text file) that work the same on a
-local disk, ``s3a://`` and ``gs://``.
+small FileSystem helpers (glob, exists, delete, read/write a small text file) that work the
+same on a local disk, ``s3a://`` and ``gs://``.
 
 `configure_s3a` applies `S3Settings` to the session's Hadoop configuration before the first
 ``s3a://`` access (hadoop-aws caches one FileSystem per bucket, built from the configuration of
