@@ -62,7 +62,7 @@ def _add_errors(df: DataFrame, checks: Sequence[tuple[str, str]],
     """``df`` with the reason of every ``(condition, reason)`` (Spark SQL) that holds appended
     to ``_errors`` and ``columns`` (name: Spark SQL) in place of the columns they name, by one
     projection: the typing of a wide source is parsed by Spark from text, not built call by
-    call through the JVM bridge (tens of round trips a column, each analysed again)."""
+    call through the JVM bridge (tens of round trips a column)."""
     columns = dict(columns or {})
     columns[ERRORS] = _errors(df, checks)
     out = list(df.columns) if ERRORS in df.columns else [*df.columns, ERRORS]
