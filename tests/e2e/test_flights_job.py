@@ -235,8 +235,12 @@ def test_the_run_after_a_reference_changed_stores_it_and_later_runs_read_it(firs
     assert not stored.exists()
     typed = []
     reference = etl.flow.build.reference
-    monkeypatch.setattr(etl.flow.build, "reference", lambda plan, ctx, landed: (
-        typed.append(landed.source), reference(plan, ctx, landed))[1])
+
+    def typing(plan, ctx, landed):  # what types a reference from bronze, noted
+        typed.append(landed.source)
+        return reference(plan, ctx, landed)
+
+    monkeypatch.setattr(etl.flow.build, "reference", typing)
 
     def run(warehouse: Path):
         monkeypatch.setattr(etl.flow.run, "TYPED_REFERENCES", TypedReferences())
