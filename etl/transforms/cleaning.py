@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from etl._typing import Transform
+from etl.tables import sql_literal
 
 ERRORS = "_errors"
 #: A row as landed (JSON of its raw strings), kept through typing for the quarantine.
@@ -30,13 +31,8 @@ def _name(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def _text(value: str) -> str:
-    """``value`` as a Spark SQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 #: A whole number, as text (Spark casts '1.5' to the integer 1).
-_WHOLE_NUMBER = _text("^[+-]?[0-9]+$")
+_WHOLE_NUMBER = sql_literal("^[+-]?[0-9]+$")
 
 
 def _with_errors(df: DataFrame) -> DataFrame:
@@ -75,7 +71,7 @@ def _raw(name: str, na_values: Sequence[str]) -> str:
     trimmed = f"trim({_name(name)})"
     if not na_values:
         return trimmed
-    return (f"CASE WHEN {trimmed} IN ({', '.join(map(_text, na_values))}) THEN NULL "
+    return (f"CASE WHEN {trimmed} IN ({', '.join(map(sql_literal, na_values))}) THEN NULL "
             f"ELSE {trimmed} END")
 
 
@@ -97,7 +93,7 @@ def _parse_checks(types: Mapping[str, str], na_values: Sequence[str]
         raw = _raw(name, na_values)
         columns[name] = value = _parsed(raw, type_)
         if type_ != "string":
-            before, after = _text(f"{name}: cannot parse '"), _text(f"' as {type_}")
+            before, after = sql_literal(f"{name}: cannot parse '"), sql_literal(f"' as {type_}")
             reason = f"concat({before}, {raw}, {after})"
             checks.append((f"{raw} IS NOT NULL AND {value} IS NULL", reason))
     return columns, checks
@@ -128,7 +124,7 @@ def cast_columns(types: Mapping[str, str], na_values: Sequence[str] = ()) -> Tra
 
 
 def _required(columns: Sequence[str]) -> list[tuple[str, str]]:
-    return [(f"{_name(c)} IS NULL", _text(f"{c}: required value missing")) for c in columns]
+    return [(f"{_name(c)} IS NULL", sql_literal(f"{c}: required value missing")) for c in columns]
 
 
 def require(columns: Sequence[str]) -> Transform:
@@ -141,7 +137,7 @@ def require(columns: Sequence[str]) -> Transform:
 
 
 def _malformed(df: DataFrame, corrupt_column: str, reason: str) -> list[tuple[str, str]]:
-    return ([(f"{_name(corrupt_column)} IS NOT NULL", _text(reason))]
+    return ([(f"{_name(corrupt_column)} IS NOT NULL", sql_literal(reason))]
             if corrupt_column in df.columns else [])
 
 
@@ -163,8 +159,8 @@ REPLACEMENT_CHARACTER = "\ufffd"
 
 
 def _undecodable(columns: Sequence[str]) -> list[tuple[str, str]]:
-    return [(f"instr({_name(c)}, {_text(REPLACEMENT_CHARACTER)}) > 0",
-             _text(f"{c}: bytes not valid in the file's encoding")) for c in columns]
+    return [(f"instr({_name(c)}, {sql_literal(REPLACEMENT_CHARACTER)}) > 0",
+             sql_literal(f"{c}: bytes not valid in the file's encoding")) for c in columns]
 
 
 def reject_undecodable(columns: Sequence[str]) -> Transform:
