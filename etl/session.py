@@ -18,16 +18,23 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
+from pyspark import inheritable_thread_target
 from pyspark.sql import SparkSession
 
 from etl.config import SparkSettings
 from etl.errors import ConfigError
 
 Builder = SparkSession.Builder
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def launched_by_spark_submit() -> bool:
@@ -92,3 +99,18 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
 
+
+
+def in_threads(work: Callable[[T], R], items: Iterable[T], *, threads: int) -> list[R]:
+    """``[work(item) for item in items]``, ``threads`` at a time: for driver-bound Spark work
+    (small commits, plan building) that would otherwise wait on each other. Each thread has
+    the caller's Spark job group and description (a step counts its jobs) and the caller's
+    log context. Every item runs to its end; then the first failure, in the order of
+    ``items``, is raised."""
+    todo = list(items)
+    if threads <= 1 or len(todo) <= 1:
+        return [work(item) for item in todo]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="etl") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, inheritable_thread_target(work),
+                               item) for item in todo]
+        return [future.result() for future in futures]

@@ -12,6 +12,7 @@ the same files up again.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,15 +58,18 @@ class FileLedger:
         self.spark = spark
         self.path = path
         self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
     def _job_rows(self, job: str) -> list[dict[str, Any]]:
-        """The job's ledger rows, read once per ledger object (`RecordTable.select`)."""
-        if job not in self._rows:
-            self._rows[job] = [
-                {**row, "status": row["status"] or INGESTED}
-                for row in FILES.select(self.spark, self.path, LEDGER_COLUMNS, job=job)
-            ]
-        return self._rows[job]
+        """The job's ledger rows, read once per ledger object (`RecordTable.select`), also
+        when sources land side by side."""
+        with self._lock:
+            if job not in self._rows:
+                self._rows[job] = [
+                    {**row, "status": row["status"] or INGESTED}
+                    for row in FILES.select(self.spark, self.path, LEDGER_COLUMNS, job=job)
+                ]
+            return self._rows[job]
 
     def entries(self, job: str, source: str) -> dict[str, Entry]:
         """file uri -> the latest row of its latest version."""

@@ -176,27 +176,41 @@ class TypedReferences:
         with self._lock:
             for other in [k for k in self._entries if k[0] != app]:
                 del self._entries[other]  # a stopped session's: its cache went with it
-            found = self._entries.get(key)
-            if found is not None and found[0] == identity:
-                self._entries.move_to_end(key)
-                return found[1]
-            if found is not None:
-                found[1].unpersist()
-            folder = f"{stored_references(ctx.warehouse, plan.config.job.name)}/{name}"
-            here = f"{folder}/{fingerprint(plan, name, identity)}"
-            table = found_stored = stored(spark, here) if kept else None
-            if table is None:
-                rows = spark.read.format("delta").option("versionAsOf", identity[1]).load(path)
-                table = reference(plan, ctx, Landed(name, rows))[0]
-            if kept:
-                table = table.persist(StorageLevel.MEMORY_AND_DISK)
-                if store and found_stored is None:
-                    store_reference(spark, ctx, folder, here, table)
+            found = self._kept(key, identity)
+        if found is not None:
+            return found
+        # typed outside the lock: references of one run are typed side by side
+        folder = f"{stored_references(ctx.warehouse, plan.config.job.name)}/{name}"
+        here = f"{folder}/{fingerprint(plan, name, identity)}"
+        table = found_stored = stored(spark, here) if kept else None
+        if table is None:
+            rows = spark.read.format("delta").option("versionAsOf", identity[1]).load(path)
+            table = reference(plan, ctx, Landed(name, rows))[0]
+        if kept:
+            table = table.persist(StorageLevel.MEMORY_AND_DISK)
+            if store and found_stored is None:
+                store_reference(spark, ctx, folder, here, table)
+        with self._lock:
+            found = self._kept(key, identity)
+            if found is not None:  # another run typed it meanwhile: one copy is kept
+                table.unpersist()
+                return found
+            earlier = self._entries.pop(key, None)
+            if earlier is not None:
+                earlier[1].unpersist()
             self._entries[key] = (identity, table)
-            self._entries.move_to_end(key)
             while len(self._entries) > self.limit:
                 self._entries.popitem(last=False)[1][1].unpersist()
-            return table
+        return table
+
+    def _kept(self, key: tuple[Any, ...], identity: tuple[str, int]) -> DataFrame | None:
+        """The rows kept under ``key`` for the bronze state ``identity`` (the caller holds the
+        lock)."""
+        found = self._entries.get(key)
+        if found is None or found[0] != identity:
+            return None
+        self._entries.move_to_end(key)
+        return found[1]
 
 
 def stored_references(warehouse: Warehouse, job: str) -> str:

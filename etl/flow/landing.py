@@ -26,6 +26,7 @@ publish, so a run that fails anywhere before reads the same input again.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -92,12 +93,15 @@ class Landing:
         self.store = WatermarkStore(self.spark, warehouse.records("state/watermarks"))
         self.staging = Staging(self.spark, f"{warehouse.root}/staging")
         self._erased: ErasedValues | None = None
+        self._erased_lock = threading.Lock()
 
     @property
     def erased(self) -> ErasedValues:
         """The values `etl forget` erased from the job (the ledger read once per run)."""
-        if self._erased is None:
-            self._erased = ErasedValues.load(self.spark, self.ctx.warehouse, self.plan.config)
+        with self._erased_lock:  # sources land side by side
+            if self._erased is None:
+                self._erased = ErasedValues.load(self.spark, self.ctx.warehouse,
+                                                 self.plan.config)
         return self._erased
 
     def _without_erased(self, name: str, df: DataFrame) -> DataFrame:

@@ -3,13 +3,15 @@
 =========  ===================================================================================
 step       what happens
 =========  ===================================================================================
-extract    every source in the order of the YAML lands what is new (`etl.flow.landing`);
-           a run with nothing new in any source that feeds a target stops here (references
-           that changed are still ingested and recorded)
-transform  references typed, once per version of their bronze table (`TypedReferences`:
-           kept for the session; stored for later runs by a run that did not change them;
-           their new rows' rejects quarantined, with one action counting them), then each
-           target built from a source (`etl.flow.build`), books kept
+extract    every source lands what is new (`etl.flow.landing`): ``files`` sources side by
+           side (`LANDING_THREADS`: their bronze commits wait on the driver, not on data),
+           then the others in the order of the YAML; a run with nothing new in any source
+           that feeds a target stops here (references that changed are still ingested and
+           recorded)
+transform  references typed side by side, once per version of their bronze table
+           (`TypedReferences`: kept for the session; stored for later runs by a run that did
+           not change them; their new rows' rejects quarantined, with one action counting
+           them), then each target built from a source (`etl.flow.build`), books kept
 audit      every target's rules (`etl.quality.audit`), all targets before any gate; rows
            failing a ``quarantine: true`` rule move from loaded to quarantined
 publish    each target in dependency order, one commit each (`etl.writers.targets`):
@@ -52,11 +54,15 @@ from etl.flow.build import (
 from etl.flow.landing import Landed, Landing
 from etl.flow.plan import Built, Plan, make_plan
 from etl.quality import AuditResult, audit
+from etl.session import in_threads
 from etl.tables import in_predicate, read_delta, sql_literal, table_exists
 from etl.transforms.cleaning import split_rejected
 from etl.writers.cdc import CdcApply
 from etl.writers.quarantine import write_quarantine
 from etl.writers.targets import write_target
+
+#: How many sources land, and how many references are typed, at a time.
+LANDING_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -87,12 +93,21 @@ class Run:
         """Land every source; the targets built from a source that brought rows."""
         batch_sources = set(self.plan.batch_sources)
         with self.ctx.step("extract") as step:
+            replayed = set(batch_sources) if self.replay is not None else set()
+            of_files = [name for name in self.plan.sources
+                        if self.plan.source(name).type == "files" and name not in replayed]
+            landed_files = dict(zip(of_files, in_threads(
+                lambda name: self.landing.land(name, as_batch=name in batch_sources), of_files,
+                threads=LANDING_THREADS), strict=True))
             for name in self.plan.sources:
-                if self.replay is not None and name in batch_sources:
+                if name in replayed:
+                    assert self.replay is not None
                     self.landed[name] = (self.replay.landed if name == self.replay.source
                                          else Landed(name))
-                    continue
-                self.landed[name] = self.landing.land(name, as_batch=name in batch_sources)
+                elif name in landed_files:
+                    self.landed[name] = landed_files[name]
+                else:
+                    self.landed[name] = self.landing.land(name, as_batch=name in batch_sources)
             step.rows_out = sum(len(files) for files in self.landing.ingested.values()) or sum(
                 landed.read or 0 for landed in self.landed.values())
         self._count_landing_only()
@@ -118,9 +133,12 @@ class Run:
         """Every reference, typed; the rejects of rows landed this run are quarantined (one
         action counts them all)."""
         rejects = {}
-        for name in self.plan.references:
+        names = list(self.plan.references)
+        self.refs.update(zip(names, in_threads(
+            lambda name: self._whole(name, self.landed[name]), names, threads=LANDING_THREADS),
+            strict=True))
+        for name in names:
             landed = self.landed[name]
-            self.refs[name] = self._whole(name, landed)
             if landed.new and landed.rows is not None:
                 rejects[name] = split_rejected(typed(self.plan, self.ctx, landed, batch=False))[1]
         for name, count in row_counts(rejects).items():

@@ -1,13 +1,20 @@
 """Each step of a run counts its own Spark jobs and tasks (`etl.runlog.StepJobs`), also when
 runs share the SparkContext from several threads, and gives back the job group it replaced; a
-run's stages are summed from the stages it ran alone (`etl.runlog.StageTracker`)."""
+run's stages are summed from the stages it ran alone (`etl.runlog.StageTracker`). Work a step
+spreads over threads (`etl.session.in_threads`) counts in the step, with the run's log
+context."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+import structlog
+
 from etl.context import RunContext, Warehouse
+from etl.logs import run_context as log_context
 from etl.runlog import StageTracker, StepJobs
+from etl.session import in_threads
 
 
 def run_context(spark, tmp_path, run_id: str) -> RunContext:
@@ -70,6 +77,39 @@ def test_runs_in_parallel_threads_count_only_their_own_jobs(spark, tmp_path):
 
     assert {n: (c.steps[0].spark_jobs, c.steps[0].spark_tasks) for n, c in contexts.items()} == {
         "a": (3, 6), "b": (1, 2)}
+
+
+def test_work_spread_over_threads_counts_in_the_step_with_the_runs_log_context(spark, tmp_path):
+    ctx = run_context(spark, tmp_path, "r3")
+    barrier = threading.Barrier(3)  # the three items run at the same time
+
+    def work(partitions: int) -> tuple[int, str | None, dict]:
+        barrier.wait()
+        return (count_in_partitions(spark, partitions),
+                spark.sparkContext.getLocalProperty("spark.jobGroup.id"),
+                structlog.contextvars.get_contextvars())
+
+    with log_context(job="steps", run_id="r3"), ctx.step("extract"):
+        results = in_threads(work, [1, 2, 3], threads=3)
+
+    assert results == [(100, "r3:extract", {"job": "steps", "run_id": "r3"})] * 3
+    assert (ctx.steps[0].spark_jobs, ctx.steps[0].spark_tasks) == (3, 6)
+
+
+def test_every_item_runs_to_its_end_before_the_first_failure_in_their_order_is_raised(spark):
+    done = []
+
+    def work(item: str) -> str:
+        if item.startswith("bad"):
+            raise ValueError(f"{item} failed")
+        done.append(item)
+        return item.upper()
+
+    assert in_threads(work, ["a", "b", "c"], threads=2) == ["A", "B", "C"]
+    done.clear()
+    with pytest.raises(ValueError, match=r"^bad-1 failed$"):
+        in_threads(work, ["bad-1", "a", "bad-2", "b"], threads=2)
+    assert sorted(done) == ["a", "b"]
 
 
 def shuffle_by_parity(spark) -> list:

@@ -9,6 +9,7 @@ write only means typing again."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from chispa import assert_df_equality
@@ -95,6 +96,28 @@ def test_only_the_most_recently_used_are_kept(spark, tmp_path):
 
     assert (a.is_cached, b.is_cached) == (False, True)
     assert cache.get(spark, plan_a, ctx, "airlines", path_a) is not a
+
+
+def test_runs_typing_the_same_state_at_once_share_one_kept_copy(spark, tmp_path):
+    plan, ctx, path = setup(tmp_path)
+    land(spark, path, [("AA", "American"), ("UA", "United")])
+    cache = TypedReferences()
+    barrier = threading.Barrier(2)
+    got = {}
+
+    def get(name: str) -> None:
+        barrier.wait()  # both ask before either has kept it
+        got[name] = cache.get(spark, plan, ctx, "airlines", path)
+
+    threads = [threading.Thread(target=get, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert got["a"] is got["b"] and got["a"].is_cached
+    assert cache.get(spark, plan, ctx, "airlines", path) is got["a"]
+    assert sorted(r.carrier for r in got["a"].collect()) == ["AA", "UA"]
 
 
 def stored_folders(tmp_path: Path) -> dict[str, list[str]]:
