@@ -94,11 +94,10 @@ class Run:
         batch_sources = set(self.plan.batch_sources)
         with self.ctx.step("extract") as step:
             replayed = set(batch_sources) if self.replay is not None else set()
-            of_files = [name for name in self.plan.sources
-                        if self.plan.source(name).type == "files" and name not in replayed]
-            landed_files = dict(zip(of_files, in_threads(
-                lambda name: self.landing.land(name, as_batch=name in batch_sources), of_files,
-                threads=LANDING_THREADS), strict=True))
+            landed_files = self._land_files(
+                [name for name in self.plan.sources
+                 if self.plan.source(name).type == "files" and name not in replayed],
+                batch_sources)
             for name in self.plan.sources:
                 if name in replayed:
                     assert self.replay is not None
@@ -113,6 +112,23 @@ class Run:
         self._count_landing_only()
         return [b for b in self.plan.from_sources if self.landed[b.source or ""].rows is not None]
 
+    def _land_files(self, names: list[str], batch_sources: set[str]) -> dict[str, Landed]:
+        """Land the ``files`` sources ``names`` side by side; their bronze commits are
+        recorded in the order of the YAML, whichever finished first."""
+        written = len(self.ctx.writes)
+        landed = dict(zip(names, in_threads(
+            lambda name: self.landing.land(name, as_batch=name in batch_sources), names,
+            threads=LANDING_THREADS), strict=True))
+        order = {self._bronze_table(name): i for i, name in enumerate(names)}
+        self.ctx.writes[written:] = sorted(self.ctx.writes[written:],
+                                           key=lambda w: order.get(w.table, len(order)))
+        return landed
+
+    def _bronze_table(self, name: str) -> str | None:
+        """``bronze/<table>`` of source ``name``, as its writes name it."""
+        bronze = self.plan.source(name).bronze
+        return f"bronze/{self.config.targets[bronze].table}" if bronze else None
+
     def _count_landing_only(self) -> None:
         """Sources that feed no target and are no reference: their rows count as loaded when
         they land (bronze is their target)."""
@@ -120,9 +136,8 @@ class Run:
         for name, landed in self.landed.items():
             if name in used or not landed.new:
                 continue
-            bronze = self.plan.source(name).bronze
-            rows = sum(w.rows_inserted for w in self.ctx.writes
-                       if bronze and w.table == f"bronze/{self.config.targets[bronze].table}")
+            bronze = self._bronze_table(name)
+            rows = sum(w.rows_inserted for w in self.ctx.writes if bronze and w.table == bronze)
             self.ctx.rows_read += rows + landed.quarantined
             self.ctx.rows_loaded += rows
             self.ctx.rows_quarantined += landed.quarantined
