@@ -9,7 +9,8 @@ Two modes, chosen by how the process started:
   cluster): the factory never sets master, jars or memory; spark-submit gave them.
 
 Both add the Delta extensions and catalog and the settings from conf. A session that already
-exists (a notebook, the test fixture) is reused as it is.
+exists (a notebook, the test fixture) is reused as it is. `in_threads` runs driver-bound
+Spark work of one run side by side, each thread with the run's job group and log context.
 
 Example::
 
@@ -98,7 +99,6 @@ def get_spark(settings: SparkSettings) -> SparkSession:
     spark = with_delta(builder).getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
     return spark
-
 
 
 def in_threads(work: Callable[[T], R], items: Iterable[T], *, threads: int) -> list[R]:
