@@ -55,7 +55,7 @@ from etl.flow.landing import Landed, Landing
 from etl.flow.plan import Built, Plan, make_plan
 from etl.quality import AuditResult, audit
 from etl.session import in_threads
-from etl.tables import in_predicate, read_delta, sql_literal, table_exists
+from etl.tables import in_predicate, read_delta, sql_literal, table_exists, table_name
 from etl.transforms.cleaning import split_rejected
 from etl.writers.cdc import CdcApply
 from etl.writers.quarantine import write_quarantine
@@ -125,9 +125,8 @@ class Run:
         return landed
 
     def _bronze_table(self, name: str) -> str | None:
-        """``bronze/<table>`` of source ``name``, as its writes name it."""
-        bronze = self.plan.source(name).bronze
-        return f"bronze/{self.config.targets[bronze].table}" if bronze else None
+        """Source ``name``'s bronze table as its writes name it (`table_name`)."""
+        return table_name(self.landing.bronze_path(name)) if self.plan.source(name).bronze else None
 
     def _count_landing_only(self) -> None:
         """Sources that feed no target and are no reference: their rows count as loaded when
