@@ -73,6 +73,7 @@ def test_real_flights_config_loads_typed_values(conf_dir):
         jars_dir=".jars",
         log_level="WARN",
         conf={"spark.sql.session.timeZone": "UTC", "spark.sql.adaptive.enabled": "true",
+              "spark.sql.codegen.hugeMethodLimit": "8000",
               "spark.databricks.delta.snapshotPartitions": "2"},
     )
     assert config.paths == PathSettings(warehouse="./warehouse", landing="./landing")
