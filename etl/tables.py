@@ -68,6 +68,16 @@ def _snapshot(spark: SparkSession, path: str) -> Any:
     return log.update(False, empty, empty)
 
 
+def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """The table's properties (``DESCRIBE DETAIL``'s ``properties``), from its log's snapshot
+    (no Spark job)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    configuration = _snapshot(spark, path).metadata().configuration()
+    return {str(k): str(v) for k, v in
+            jvm.scala.collection.JavaConverters.mapAsJavaMap(configuration).items()}
+
+
 def latest_version(spark: SparkSession, path: str) -> int:
     """The table's latest version, from its log's listing (no Spark job)."""
     return int(_snapshot(spark, path).version())
@@ -237,8 +247,9 @@ def committed_transaction(spark: SparkSession, path: str, app_id: str) -> int | 
 
 def apply_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> bool:
     """Set the table properties that differ from ``properties`` (one commit when any differs);
-    returns whether a commit was made."""
-    current = table_detail(spark, path)["properties"] or {}
+    returns whether a commit was made. The current ones are read from the log's snapshot (no
+    Spark job: a run's every write of such a table asks)."""
+    current = table_properties(spark, path)
     changed = {k: v for k, v in properties.items() if current.get(k) != v}
     if not changed:
         return False
@@ -299,4 +310,5 @@ __all__ = [
     "table_detail",
     "table_exists",
     "table_name",
+    "table_properties",
 ]

@@ -51,7 +51,7 @@ from pyspark.sql.utils import AnalysisException
 
 from etl import storage
 from etl.errors import WriteError, jvm_error_text
-from etl.tables import commit_metadata, table_detail, table_exists
+from etl.tables import commit_metadata, table_detail, table_exists, table_properties
 
 CHANGE_DATA = "_change_data"
 _DELETION_VECTORS = "delta.enableDeletionVectors"
@@ -203,7 +203,7 @@ class DeltaErase:
         if rows:
             with commit_metadata(self.spark, self.metadata):
                 self._change(current)
-            properties = table_detail(self.spark, self.path)["properties"] or {}
+            properties = table_properties(self.spark, self.path)
             if str(properties.get(_DELETION_VECTORS, "false")).lower() == "true":
                 with commit_metadata(self.spark, self.metadata):
                     self.spark.sql(f"REORG TABLE delta.`{self.path}` APPLY (PURGE)")

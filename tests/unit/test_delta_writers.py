@@ -14,6 +14,7 @@ from delta.tables import DeltaTable
 from etl.context import WriteMetrics
 from etl.errors import WriteError
 from etl.tables import (
+    apply_properties,
     commit_info,
     in_predicate,
     last_commit_metrics,
@@ -21,6 +22,7 @@ from etl.tables import (
     read_delta,
     sql_literal,
     table_exists,
+    table_properties,
 )
 from etl.writers.delta import DeltaMerge, DeltaOverwrite
 
@@ -200,6 +202,23 @@ def test_commit_metrics_are_the_commits_own_and_cost_no_spark_job(spark, silver)
         # run 3's newer commit is not reported as run 2's
         "ours": WriteMetrics("silver/flights", "MERGE", 1, 1, 1, 0,
                              files[1]["numTargetFilesAdded"], files[1]["numTargetFilesRemoved"])}
+
+
+def test_table_properties_come_from_the_log_and_are_set_only_when_they_differ(spark, silver):
+    DeltaMerge(spark, silver).keys("id").properties({"delta.checkpointInterval": "5"}).execute(
+        frame(spark, (1, "a", 5, 2013)))
+    found = {}
+    assert spark_jobs(spark, lambda: found.update(table_properties(spark, silver))) == 0
+    assert found == DeltaTable.forPath(spark, silver).detail().first()["properties"] == {
+        "delta.checkpointInterval": "5"}
+    versions = [DeltaTable.forPath(spark, silver).history(1).first()["version"]]
+    changes = [apply_properties(spark, silver, {"delta.checkpointInterval": "5"}),
+               apply_properties(spark, silver, {"delta.checkpointInterval": "7",
+                                                "delta.enableChangeDataFeed": "true"})]
+    versions.append(DeltaTable.forPath(spark, silver).history(1).first()["version"])
+    assert (changes, versions[1] - versions[0]) == ([False, True], 1)
+    assert table_properties(spark, silver) == {"delta.checkpointInterval": "7",
+                                               "delta.enableChangeDataFeed": "true"}
 
 
 def test_partitioned_merge_of_an_empty_batch_commits_nothing(spark, silver):
